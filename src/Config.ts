@@ -1,0 +1,88 @@
+import { Config, Context, Effect, Layer, LogLevel, Option, Redacted } from "effect"
+
+/** Default Gemini models; overridable with GEMINI_LIVE_MODEL / GEMINI_EXTRACTION_MODEL. */
+export const DEFAULT_LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+export const DEFAULT_EXTRACTION_MODEL = "gemini-2.5-flash"
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+  )
+
+const optionalString = (name: string) =>
+  Config.string(name).pipe(
+    Config.option,
+    Config.map(Option.filter((s) => s.trim() !== "")),
+  )
+
+const optionalSecret = (name: string) =>
+  Config.redacted(name).pipe(
+    Config.option,
+    Config.map(Option.filter((s) => Redacted.value(s).trim() !== "")),
+  )
+
+const config = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(8787)),
+  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
+  databaseUrl: optionalSecret("DATABASE_URL"),
+  dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
+  adminToken: optionalSecret("ADMIN_TOKEN"),
+  livekitUrl: optionalString("LIVEKIT_URL"),
+  livekitApiKey: optionalString("LIVEKIT_API_KEY"),
+  livekitApiSecret: optionalSecret("LIVEKIT_API_SECRET"),
+  livekitWebhookApiKey: optionalString("LIVEKIT_WEBHOOK_API_KEY"),
+  livekitWebhookApiSecret: optionalSecret("LIVEKIT_WEBHOOK_API_SECRET"),
+  geminiApiKey: optionalSecret("GEMINI_API_KEY"),
+  geminiBaseUrl: optionalString("GEMINI_BASE_URL"),
+  geminiLiveModel: Config.string("GEMINI_LIVE_MODEL").pipe(Config.withDefault(DEFAULT_LIVE_MODEL)),
+  geminiExtractionModel: Config.string("GEMINI_EXTRACTION_MODEL").pipe(
+    Config.withDefault(DEFAULT_EXTRACTION_MODEL),
+  ),
+  upstreamTimeoutMs: positiveInt("UPSTREAM_TIMEOUT_MS", 10_000),
+  requireRealUpstreams: Config.boolean("REQUIRE_REAL_UPSTREAMS").pipe(Config.withDefault(false)),
+  maxBodyBytes: positiveInt("MAX_BODY_BYTES", 16_777_216),
+  sessionCompletionGraceSeconds: Config.integer("SESSION_COMPLETION_GRACE_SECONDS").pipe(
+    Config.withDefault(3600),
+    Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
+  ),
+  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logFormat: Config.literal("pretty", "json")("LOG_FORMAT").pipe(Config.option),
+})
+
+export type AppConfigShape = Config.Config.Success<typeof config>
+
+/** Typed configuration read once from the environment; invalid values fail startup. */
+export class AppConfig extends Context.Tag("Parley/AppConfig")<AppConfig, AppConfigShape>() {
+  static readonly Live = Layer.effect(AppConfig, config)
+
+  /** A configuration with every default, for tests; override what a test needs. */
+  static readonly defaults = (overrides: Partial<AppConfigShape> = {}): AppConfigShape => ({
+    port: 0,
+    host: "127.0.0.1",
+    databaseUrl: Option.none(),
+    dataDir: ".data",
+    adminToken: Option.none(),
+    livekitUrl: Option.none(),
+    livekitApiKey: Option.none(),
+    livekitApiSecret: Option.none(),
+    livekitWebhookApiKey: Option.none(),
+    livekitWebhookApiSecret: Option.none(),
+    geminiApiKey: Option.none(),
+    geminiBaseUrl: Option.none(),
+    geminiLiveModel: DEFAULT_LIVE_MODEL,
+    geminiExtractionModel: DEFAULT_EXTRACTION_MODEL,
+    upstreamTimeoutMs: 10_000,
+    requireRealUpstreams: false,
+    maxBodyBytes: 16_777_216,
+    sessionCompletionGraceSeconds: 3600,
+    logLevel: LogLevel.Info,
+    logFormat: Option.none(),
+    ...overrides,
+  })
+
+  static readonly layer = (overrides: Partial<AppConfigShape> = {}) =>
+    Layer.succeed(AppConfig, AppConfig.defaults(overrides))
+}
+
+export const loadConfig = Effect.flatMap(AppConfig, Effect.succeed)
