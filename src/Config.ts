@@ -11,16 +11,10 @@ const positiveInt = (name: string, fallback: number) =>
   )
 
 const optionalString = (name: string) =>
-  Config.string(name).pipe(
-    Config.option,
-    Config.map(Option.filter((s) => s.trim() !== "")),
-  )
+  Config.string(name).pipe(Config.option, Config.map(Option.filter((s) => s.trim() !== "")))
 
 const optionalSecret = (name: string) =>
-  Config.redacted(name).pipe(
-    Config.option,
-    Config.map(Option.filter((s) => Redacted.value(s).trim() !== "")),
-  )
+  Config.redacted(name).pipe(Config.option, Config.map(Option.filter((s) => Redacted.value(s).trim() !== "")))
 
 const config = Config.all({
   port: Config.port("PORT").pipe(Config.withDefault(8787)),
