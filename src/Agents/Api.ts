@@ -1,0 +1,53 @@
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { Authenticated } from "../Auth/Middleware.ts"
+import { Agent, AgentCreated, AgentDeleted, AgentSummary, CreateAgent, UpdateAgent } from "../Domain/Agent.ts"
+import { Envelope, ListOf } from "../Domain/Envelope.ts"
+import { VoiceAgentNotFound, wire } from "../Domain/Errors.ts"
+import { AgentId, IdPath } from "../Domain/Ids.ts"
+
+const IntParam = (min: number, max: number) =>
+  Schema.NumberFromString.annotations({ message: () => "must be an integer" }).pipe(
+    Schema.int({ message: () => "must be an integer" }),
+    Schema.between(min, max, { message: () => `must be between ${min} and ${max}` }),
+  )
+
+export const Pagination = Schema.Struct({
+  limit: Schema.optional(IntParam(1, 100)),
+  offset: Schema.optional(IntParam(0, Number.MAX_SAFE_INTEGER)),
+})
+
+const path = IdPath(AgentId)
+
+export class AgentsApi extends HttpApiGroup.make("agents")
+  .add(
+    HttpApiEndpoint.post("create", "/api/v1/voice/agents")
+      .setPayload(CreateAgent)
+      .addSuccess(Envelope("voice_agent", AgentCreated)),
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/api/v1/voice/agents")
+      .setUrlParams(Pagination)
+      .addSuccess(Envelope("list", ListOf(AgentSummary))),
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/api/v1/voice/agents/:id")
+      .setPath(path)
+      .addSuccess(Envelope("voice_agent", Agent))
+      .addError(wire(VoiceAgentNotFound)),
+  )
+  .add(
+    HttpApiEndpoint.patch("update", "/api/v1/voice/agents/:id")
+      .setPath(path)
+      .setPayload(UpdateAgent)
+      .addSuccess(Envelope("voice_agent", Agent))
+      .addError(wire(VoiceAgentNotFound)),
+  )
+  .add(
+    HttpApiEndpoint.del("delete", "/api/v1/voice/agents/:id")
+      .setPath(path)
+      .addSuccess(Envelope("voice_agent.deleted", AgentDeleted))
+      .addError(wire(VoiceAgentNotFound)),
+  )
+  .middleware(Authenticated)
+  .annotate(OpenApi.Title, "Voice agents") {}

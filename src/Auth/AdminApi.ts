@@ -1,0 +1,55 @@
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { Envelope, ListOf } from "../Domain/Envelope.ts"
+import { ApiKeyNotFound, OrganizationNotFound, wire } from "../Domain/Errors.ts"
+import { strict, Text } from "../Domain/Fields.ts"
+import { AdminAuthenticated } from "./Middleware.ts"
+
+const uuidParam = (_name: string) => Schema.UUID.annotations({ message: () => "must be a UUID" })
+
+export const Organization = Schema.Struct({
+  org_id: Schema.UUID,
+  name: Schema.String,
+  created_at: Schema.Int,
+})
+export const ApiKeyCreated = Schema.Struct({
+  key_id: Schema.UUID,
+  api_key: Schema.String,
+  prefix: Schema.String,
+  created_at: Schema.Int,
+})
+export const ApiKeyInfo = Schema.Struct({
+  key_id: Schema.UUID,
+  name: Schema.NullOr(Schema.String),
+  prefix: Schema.String,
+  created_at: Schema.Int,
+  revoked_at: Schema.NullOr(Schema.Int),
+})
+
+export class AdminApi extends HttpApiGroup.make("admin")
+  .add(
+    HttpApiEndpoint.post("createOrg", "/admin/v1/orgs")
+      .setPayload(Schema.Struct({ name: Text(1, 200) }).annotations(strict))
+      .addSuccess(Envelope("organization", Organization), { status: 201 }),
+  )
+  .add(
+    HttpApiEndpoint.post("createKey", "/admin/v1/orgs/:org_id/api_keys")
+      .setPath(Schema.Struct({ org_id: uuidParam("org_id") }))
+      .setPayload(Schema.Struct({ name: Schema.optional(Text(1, 200)) }).annotations(strict))
+      .addSuccess(Envelope("api_key", ApiKeyCreated), { status: 201 })
+      .addError(wire(OrganizationNotFound)),
+  )
+  .add(
+    HttpApiEndpoint.get("listKeys", "/admin/v1/orgs/:org_id/api_keys")
+      .setPath(Schema.Struct({ org_id: uuidParam("org_id") }))
+      .addSuccess(Envelope("list", ListOf(ApiKeyInfo)))
+      .addError(wire(OrganizationNotFound)),
+  )
+  .add(
+    HttpApiEndpoint.del("revokeKey", "/admin/v1/api_keys/:key_id")
+      .setPath(Schema.Struct({ key_id: uuidParam("key_id") }))
+      .addSuccess(Envelope("api_key", Schema.Struct({ key_id: Schema.UUID, revoked: Schema.Literal(true) })))
+      .addError(wire(ApiKeyNotFound)),
+  )
+  .middleware(AdminAuthenticated)
+  .annotate(OpenApi.Description, "Organizations and API keys (enabled only when ADMIN_TOKEN is set).") {}

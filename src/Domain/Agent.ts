@@ -1,0 +1,164 @@
+import { Schema } from "effect"
+import { Identifier, IntBetween, JsonObject, maxKeys, strict, Text } from "./Fields.ts"
+import { AgentId } from "./Ids.ts"
+import { strictSchemaProblem } from "./JsonSchema.ts"
+import { VOICES } from "./Voices.ts"
+
+export const QuestionType = Schema.Literal("text", "number", "boolean", "date", "enum")
+
+export const Question = Schema.Struct({
+  key: Identifier,
+  ask: Text(1, 2000),
+  type: QuestionType,
+  options: Schema.optional(Schema.Array(Text(1, 2000)).pipe(Schema.maxItems(64))),
+  min: Schema.optional(Schema.Finite),
+  max: Schema.optional(Schema.Finite),
+})
+  .annotations(strict)
+  .pipe(
+    Schema.filter((q) => {
+      if (q.type === "enum" && (q.options === undefined || q.options.length === 0))
+        return { path: ["options"], message: "is required and must not be empty for an enum question" }
+      if (q.type !== "enum" && q.options !== undefined)
+        return { path: ["options"], message: "is only allowed on enum questions" }
+      if (q.type !== "number" && (q.min !== undefined || q.max !== undefined))
+        return { path: [q.min !== undefined ? "min" : "max"], message: "is only allowed on number questions" }
+      if (q.min !== undefined && q.max !== undefined && q.min > q.max)
+        return { path: ["min"], message: "must be less than or equal to max" }
+      return undefined
+    }),
+  )
+export type Question = typeof Question.Type
+
+export const Questions = Schema.Array(Question).pipe(
+  Schema.maxItems(64, { message: () => "must have at most 64 questions" }),
+  Schema.filter((questions) => {
+    const seen = new Set<string>()
+    for (const [i, q] of questions.entries()) {
+      if (seen.has(q.key)) return { path: [i, "key"], message: `duplicate question key "${q.key}"` }
+      seen.add(q.key)
+    }
+    return undefined
+  }),
+)
+
+export const Behaviors = Schema.Struct({
+  greeting: Schema.optional(Text(0, 2000)),
+  tone: Schema.optional(Schema.Literal("professional", "friendly", "neutral", "empathetic")),
+  max_duration_seconds: Schema.optional(IntBetween(60, 1800)),
+  allow_interruptions: Schema.optional(Schema.Boolean),
+  end_conversation_after_questions: Schema.optional(Schema.Boolean),
+  speaking_pace: Schema.optional(Schema.Literal("slow", "normal", "fast")),
+  response_length: Schema.optional(Schema.Literal("brief", "moderate", "detailed")),
+  escalation_phrase: Schema.optional(Text(1, 2000)),
+  follow_up_enabled: Schema.optional(Schema.Boolean),
+  silence_timeout_seconds: Schema.optional(IntBetween(5, 60)),
+  closing_message: Schema.optional(Text(1, 4000)),
+  require_all_questions: Schema.optional(Schema.Boolean),
+}).annotations(strict)
+export type Behaviors = typeof Behaviors.Type
+
+const HINT = /^(text|number|boolean|date|enum:.*)$/s
+
+/** `text`, `number`, `boolean`, `date` or `enum:a,b,...` with at least one non-empty option. */
+export const TypeHint = Text(1, 200).pipe(
+  Schema.filter((hint) => {
+    if (!HINT.test(hint)) return 'must be "text", "number", "boolean", "date" or "enum:a,b,..."'
+    if (hint.startsWith("enum:") && enumOptions(hint).length === 0) return "enum needs at least one option"
+    return undefined
+  }),
+)
+
+export const enumOptions = (hint: string): ReadonlyArray<string> =>
+  hint
+    .slice("enum:".length)
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "")
+
+export const OutputSchema = Schema.Record({ key: Identifier, value: TypeHint }).pipe(maxKeys(64))
+
+export const OutputSchemaStrict = JsonObject(48_000).pipe(Schema.filter((s) => strictSchemaProblem(s)))
+
+export const Voice = Schema.Struct({
+  name: Schema.optional(
+    Schema.Literal(...VOICES).annotations({
+      message: () => "must be one of the voices from GET /api/v1/voice/voices",
+    }),
+  ),
+  language_code: Schema.optional(
+    Schema.String.pipe(
+      Schema.pattern(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8}){0,3}$/, {
+        message: () => "must be a BCP 47 language tag",
+      }),
+    ),
+  ),
+}).annotations(strict)
+export type Voice = typeof Voice.Type
+
+export const Metadata = Schema.Record({
+  key: Schema.String,
+  value: Schema.String.pipe(Schema.maxLength(500, { message: () => "must be at most 500 characters" })),
+}).pipe(maxKeys(32))
+
+const configFields = {
+  name: Text(1, 200),
+  instructions: Text(1, 16_000),
+  language: Schema.optional(Text(2, 32)),
+  purpose: Schema.optional(Schema.NullOr(Text(0, 200))),
+  questions: Schema.optional(Questions),
+  behaviors: Schema.optional(Behaviors),
+  output_schema: Schema.optional(OutputSchema),
+  output_schema_strict: Schema.optional(Schema.NullOr(OutputSchemaStrict)),
+  extraction_model: Schema.optional(Schema.NullOr(Text(1, 128))),
+  voice: Schema.optional(Schema.NullOr(Voice)),
+  metadata: Schema.optional(Metadata),
+}
+
+export const CreateAgent = Schema.Struct(configFields).annotations({
+  ...strict,
+  identifier: "CreateVoiceAgent",
+})
+export type CreateAgent = typeof CreateAgent.Type
+
+export const UpdateAgent = Schema.Struct({
+  ...configFields,
+  name: Schema.optional(configFields.name),
+  instructions: Schema.optional(configFields.instructions),
+  is_active: Schema.optional(Schema.Boolean),
+})
+  .annotations(strict)
+  .pipe(
+    Schema.filter((patch) => (Object.keys(patch).length > 0 ? undefined : "must set at least one field")),
+    Schema.annotations({ identifier: "UpdateVoiceAgent" }),
+  )
+export type UpdateAgent = typeof UpdateAgent.Type
+
+/** The full stored agent, as GET returns it. */
+export const Agent = Schema.Struct({
+  agent_id: AgentId,
+  name: Schema.String,
+  instructions: Schema.String,
+  language: Schema.String,
+  purpose: Schema.NullOr(Schema.String),
+  questions: Schema.Array(Question),
+  behaviors: Behaviors,
+  output_schema: Schema.Record({ key: Schema.String, value: Schema.String }),
+  output_schema_strict: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  extraction_model: Schema.NullOr(Schema.String),
+  voice: Schema.NullOr(Voice),
+  metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
+  system_instruction: Schema.String,
+  is_active: Schema.Boolean,
+  created_at: Schema.Int,
+  updated_at: Schema.Int,
+}).annotations({ identifier: "VoiceAgent" })
+export type Agent = typeof Agent.Type
+
+export const AgentSummary = Agent.pipe(
+  Schema.pick("agent_id", "name", "language", "purpose", "is_active", "created_at", "updated_at"),
+).annotations({ identifier: "VoiceAgentSummary" })
+export type AgentSummary = typeof AgentSummary.Type
+
+export const AgentCreated = Schema.Struct({ agent_id: AgentId, name: Schema.String, created_at: Schema.Int })
+export const AgentDeleted = Schema.Struct({ agent_id: AgentId, deleted: Schema.Literal(true) })

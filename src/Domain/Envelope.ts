@@ -1,0 +1,35 @@
+import { Clock, Effect, FiberRef, Schema } from "effect"
+import { CurrentRequestId } from "./RequestId.ts"
+
+/** `{id, object, status, created_at, data}`: the success envelope of every response. */
+export const Envelope = <O extends string, D extends Schema.Schema.Any>(object: O, data: D) =>
+  Schema.Struct({
+    id: Schema.String,
+    object: Schema.Literal(object),
+    status: Schema.String,
+    created_at: Schema.Int,
+    data,
+  })
+
+/** The list payload: `{object: "list", data, has_more, total_count}`, newest first. */
+export const ListOf = <S extends Schema.Schema.Any>(item: S) =>
+  Schema.Struct({
+    object: Schema.Literal("list"),
+    data: Schema.Array(item),
+    has_more: Schema.Boolean,
+    total_count: Schema.Int,
+  })
+
+export const nowSeconds = Effect.map(Clock.currentTimeMillis, (ms) => Math.floor(ms / 1000))
+
+/** Wrap `data` for the response to the request being served. */
+export const envelope = <O extends string, D>(object: O, data: D, status = "completed") =>
+  Effect.map(Effect.zip(FiberRef.get(CurrentRequestId), nowSeconds), ([id, created_at]) => ({
+    id,
+    object,
+    status,
+    created_at,
+    data,
+  }))
+
+export const toUnix = (date: Date): number => Math.floor(date.getTime() / 1000)

@@ -1,0 +1,36 @@
+/** The Gemini Live prebuilt voices (SPEC §8); the first is the default. */
+export const VOICES = [
+  "Puck",
+  "Zephyr",
+  "Charon",
+  "Kore",
+  "Fenrir",
+  "Leda",
+  "Orus",
+  "Aoede",
+  "Callirrhoe",
+  "Autonoe",
+  "Enceladus",
+  "Iapetus",
+  "Umbriel",
+  "Algieba",
+  "Despina",
+  "Erinome",
+  "Algenib",
+  "Rasalgethi",
+  "Laomedeia",
+  "Achernar",
+  "Alnilam",
+  "Schedar",
+  "Gacrux",
+  "Pulcherrima",
+  "Achird",
+  "Zubenelgenubi",
+  "Vindemiatrix",
+  "Sadachbia",
+  "Sadaltager",
+  "Sulafat",
+] as const
+
+export type VoiceName = (typeof VOICES)[number]
+export const DEFAULT_VOICE: VoiceName = "Puck"

@@ -1,0 +1,13 @@
+import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { Schema } from "effect"
+import { Authenticated } from "../Auth/Middleware.ts"
+import { Envelope, ListOf } from "../Domain/Envelope.ts"
+export const VoiceInfo = Schema.Struct({
+  name: Schema.String,
+  provider: Schema.Literal("gemini_live"),
+  default: Schema.Boolean,
+})
+
+export class VoicesApi extends HttpApiGroup.make("voices")
+  .add(HttpApiEndpoint.get("list", "/api/v1/voice/voices").addSuccess(Envelope("list", ListOf(VoiceInfo))))
+  .middleware(Authenticated) {}

@@ -1,0 +1,67 @@
+/** Starts the real server (Bun, port 0) against the shared test database, for HTTP-level tests. */
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
+import { BunHttpServer } from "@effect/platform-bun"
+import type { SqlClient } from "@effect/sql"
+import { Effect, Layer, ManagedRuntime, Option, Redacted } from "effect"
+import { Api } from "../../src/Api.ts"
+import { ServerLive } from "../../src/App.ts"
+import { ApiKeys } from "../../src/Auth/ApiKeys.ts"
+import { AppConfig, type AppConfigShape } from "../../src/Config.ts"
+import { sqlLayerFor, testDatabaseUrl } from "./db.ts"
+
+export const ADMIN_TOKEN = "test-admin-token"
+
+export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
+  const config = AppConfig.layer({ adminToken: Option.some(Redacted.make(ADMIN_TOKEN)), ...overrides })
+  const layer = ServerLive.pipe(
+    Layer.provideMerge(BunHttpServer.layer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
+    Layer.provideMerge(sqlLayerFor(await testDatabaseUrl())),
+    Layer.provideMerge(config),
+  )
+  const runtime = ManagedRuntime.make(layer)
+  const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (s) => s.address))
+  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+  const baseUrl = `http://127.0.0.1:${address.port}`
+  const run = <A, E>(effect: Effect.Effect<A, E, ApiKeys | SqlClient.SqlClient>) => runtime.runPromise(effect)
+
+  /** A new organization with one API key: each test gets its own tenant. */
+  const newTenant = () =>
+    run(
+      Effect.gen(function* () {
+        const keys = yield* ApiKeys
+        const org = yield* keys.createOrg(`org-${crypto.randomUUID().slice(0, 8)}`)
+        const key = yield* keys.createKey(org.org_id, "test")
+        return { orgId: org.org_id, apiKey: key.api_key, keyId: key.key_id }
+      }),
+    )
+
+  /** The typed client, authenticated with `apiKey` (if any). */
+  const client = (apiKey?: string) =>
+    Effect.runPromise(
+      HttpApiClient.make(Api, {
+        baseUrl,
+        transformClient:
+          apiKey === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(apiKey)),
+      }).pipe(Effect.provide(FetchHttpClient.layer)),
+    )
+
+  /** Raw HTTP, for what the typed client cannot send (bad JSON, wrong methods, odd headers). */
+  const fetchRaw = (path: string, init: RequestInit & { apiKey?: string } = {}) => {
+    const headers = new Headers(init.headers)
+    if (init.apiKey !== undefined) headers.set("authorization", `Bearer ${init.apiKey}`)
+    if (typeof init.body === "string" && !headers.has("content-type"))
+      headers.set("content-type", "application/json")
+    return fetch(`${baseUrl}${path}`, { ...init, headers })
+  }
+
+  return { baseUrl, run, newTenant, client, fetchRaw, dispose: () => runtime.dispose() }
+}
+
+export type TestServer = Awaited<ReturnType<typeof startServer>>
+
+/** Runs the typed client's call and returns its failure (the decoded error class), or throws. */
+export const failure = async <A, E>(effect: Effect.Effect<A, E>): Promise<E> => {
+  const result = await Effect.runPromise(Effect.either(effect))
+  if (result._tag === "Right") throw new Error(`expected a failure, got ${JSON.stringify(result.right)}`)
+  return result.left
+}
