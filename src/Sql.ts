@@ -219,16 +219,25 @@ const startCluster = async (options: EmbeddedPostgresOptions) => {
     const password = crypto.randomUUID().replaceAll("-", "")
     await new EmbeddedPostgres({ ...common, databaseDir: tmp, password }).initialise().catch(fail("initdb"))
     await writeState(tmp, { password, port: options.port ?? 0 })
-    await rename(tmp, dir).catch(() => fail("init")(`${dir} exists and is not a PostgreSQL data directory`))
+    await rename(tmp, dir).catch(async (cause) => {
+      await rm(tmp, { recursive: true, force: true })
+      throw new Error(`${dir} exists and is not a PostgreSQL data directory`, { cause })
+    })
   }
   ensureOwnedByPostgres(dir)
-  const state: State = JSON.parse(await readFile(stateFile(dir), "utf8"))
+  const state: State = JSON.parse(
+    await readFile(stateFile(dir), "utf8").catch((cause) => {
+      throw new Error(`${stateFile(dir)} is missing (password unknown); move ${dir} away to re-initialise`, {
+        cause,
+      })
+    }),
+  )
   await reclaim(dir, state)
   const port = state.port > 0 && (await isFree(state.port)) ? state.port : await freePort()
   await writeState(dir, { password: state.password, port, ownerPid: process.pid })
   const pg = new EmbeddedPostgres({ ...common, databaseDir: dir, port, password: state.password })
+  running.add(dir) // from now on a process "exit" stops it
   await pg.start().catch(fail("start"))
-  running.add(dir)
   const pid = postmasterPid(dir) ?? -1
   const url = (database: string) =>
     Redacted.make(`postgres://postgres:${state.password}@127.0.0.1:${port}/${encodeURIComponent(database)}`)

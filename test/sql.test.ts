@@ -6,7 +6,13 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "../src/Config.ts"
-import { LATEST_MIGRATION_ID, pgClientLayer, readiness, SqlLive } from "../src/Sql.ts"
+import {
+  LATEST_MIGRATION_ID,
+  pgClientLayer,
+  readiness,
+  SqlLive,
+  stopEmbeddedPostgresSync,
+} from "../src/Sql.ts"
 import { freshDatabaseUrl, sqlLayerFor, TestSqlLayer, testPostgres } from "./support/db.ts"
 
 const run = <A, E>(
@@ -174,6 +180,7 @@ describe("embedded PostgreSQL (no DATABASE_URL)", () => {
       expect(alive(orphan)).toBe(false)
       console.log(`embedded start: first ${firstStart.toFixed(0)} ms, restart ${restart.toFixed(0)} ms`)
     } finally {
+      stopEmbeddedPostgresSync(join(dataDir, "pg")) // only does something if an assertion failed midway
       await rm(dataDir, { recursive: true, force: true })
     }
   }, 60_000)

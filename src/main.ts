@@ -1,0 +1,62 @@
+import { HttpServer } from "@effect/platform"
+import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
+import { ConfigError, Effect, Layer, Logger, Option } from "effect"
+import { ServerLive } from "./App.ts"
+import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
+import { AppConfig } from "./Config.ts"
+import { SqlLive } from "./Sql.ts"
+import { UpstreamsLive } from "./Upstreams.ts"
+
+/** Long-polls last up to 120 s; Bun's default 10 s idle timeout would cut them off. */
+const IDLE_TIMEOUT_SECONDS = 150
+
+const HttpServerLive = Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) =>
+    BunHttpServer.layer({
+      port: config.port,
+      hostname: config.host,
+      idleTimeout: IDLE_TIMEOUT_SECONDS,
+      maxRequestBodySize: config.maxBodyBytes * 2,
+    }),
+  ),
+)
+
+const LoggerLive = Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) => {
+    const format = Option.getOrElse(config.logFormat, () => (process.stdout.isTTY ? "pretty" : "json"))
+    return Layer.merge(
+      format === "json" ? Logger.json : Logger.pretty,
+      Logger.minimumLogLevel(config.logLevel),
+    )
+  }),
+)
+
+const Announce = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const server = yield* HttpServer.HttpServer
+    const apiKey = yield* bootstrapLocalKey
+    const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
+    const host = config.host === "0.0.0.0" ? "localhost" : config.host
+    yield* Effect.sync(() => console.log(banner(`http://${host}:${port}`, apiKey, config.dataDir)))
+  }),
+)
+
+const MainLive = Announce.pipe(
+  Layer.provideMerge(ServerLive),
+  Layer.provideMerge(HttpServerLive),
+  Layer.provide(UpstreamsLive),
+  Layer.provideMerge(SqlLive),
+  Layer.provide(LoggerLive),
+  Layer.provideMerge(AppConfig.Live),
+)
+
+Layer.launch(MainLive).pipe(
+  Effect.catchIf(ConfigError.isConfigError, (error) =>
+    Effect.sync(() => {
+      console.error(`Invalid configuration: ${String(error).replace(/^\(|\)$/g, "")}`)
+      process.exit(1)
+    }),
+  ),
+  BunRuntime.runMain({ disablePrettyLogger: true }),
+)
