@@ -108,6 +108,9 @@ const make = Effect.gen(function* () {
         ok ? Effect.succeed({ agent_id: id, deleted: true as const }) : Effect.fail(notFound(id)),
       ),
 
+    /** An agent row whatever its state: sessions keep working after their agent is deleted. */
+    row: (orgId: string, id: string) => repo.find(orgId, id).pipe(found(id)),
+
     /** The agent a new session runs: it must exist in the organization and be active. */
     findActive: (orgId: OrgId, id: AgentId) =>
       repo.find(orgId, id).pipe(Effect.map(Option.filter((row) => row.is_active)), found(id)),

@@ -13,7 +13,9 @@ import {
   wire,
 } from "./Domain/Errors.ts"
 import { OpsApi } from "./Ops/Api.ts"
+import { SessionsApi } from "./Sessions/Api.ts"
 import { VoicesApi } from "./Voices/Api.ts"
+import { WebhooksApi } from "./Webhooks/Api.ts"
 
 /** Decode failures reach clients as `invalid_request` (see Http.ts), so the docs leave that schema out. */
 const hideDecodeError = (spec: Record<string, unknown>): Record<string, unknown> =>
@@ -32,6 +34,8 @@ export class Api extends HttpApi.make("parley")
   .add(OpsApi)
   .add(VoicesApi)
   .add(AgentsApi)
+  .add(SessionsApi)
+  .add(WebhooksApi)
   .add(AdminApi)
   .annotate(OpenApi.Title, "Parley")
   .annotate(OpenApi.Version, "1.0.0")

@@ -8,14 +8,31 @@ import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { AdminAuthenticatedLive, AuthenticatedLive } from "./Auth/Middleware.ts"
 import { ErrorMappingLive, withRequestId } from "./Http.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
+import { SessionsHttpLive } from "./Sessions/Http.ts"
+import { SweeperLive } from "./Sessions/Sweeper.ts"
+import { Sessions } from "./Sessions.ts"
 import { VoicesHttpLive } from "./Voices/Http.ts"
+import { WebhooksHttpLive } from "./Webhooks/Http.ts"
+import { Webhooks } from "./Webhooks.ts"
 
-/** The HttpApi with every handler and the services behind them. Needs AppConfig and SqlClient. */
-export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([OpsHttpLive, VoicesHttpLive, AgentsHttpLive, AdminHttpLive]),
-  Layer.provide([AuthenticatedLive, AdminAuthenticatedLive]),
-  Layer.provide(Agents.Live),
+/** The business services. Needs AppConfig, SqlClient, LiveKit, Gemini and a CompletionHub. */
+export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live).pipe(
+  Layer.provideMerge(Agents.Live),
   Layer.provideMerge(ApiKeys.Live),
+)
+
+/** The HttpApi with every handler, plus the background sweeper. */
+export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive).pipe(
+  Layer.provide([
+    OpsHttpLive,
+    VoicesHttpLive,
+    AgentsHttpLive,
+    SessionsHttpLive,
+    WebhooksHttpLive,
+    AdminHttpLive,
+  ]),
+  Layer.provide([AuthenticatedLive, AdminAuthenticatedLive]),
+  Layer.provideMerge(ServicesLive),
 )
 
 /** Serves the API, /openapi.json and /docs on whatever HttpServer is provided. */

@@ -4,6 +4,7 @@ import { ConfigError, Effect, Layer, Logger, Option } from "effect"
 import { ServerLive } from "./App.ts"
 import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
 import { AppConfig } from "./Config.ts"
+import { CompletionHub } from "./Sessions/CompletionHub.ts"
 import { SqlLive } from "./Sql.ts"
 import { UpstreamsLive } from "./Upstreams.ts"
 
@@ -45,7 +46,7 @@ const Announce = Layer.effectDiscard(
 const MainLive = Announce.pipe(
   Layer.provideMerge(ServerLive),
   Layer.provideMerge(HttpServerLive),
-  Layer.provide(UpstreamsLive),
+  Layer.provide([UpstreamsLive, CompletionHub.Live]),
   Layer.provideMerge(SqlLive),
   Layer.provide(LoggerLive),
   Layer.provideMerge(AppConfig.Live),

@@ -4,17 +4,12 @@ import { Authenticated } from "../Auth/Middleware.ts"
 import { Agent, AgentCreated, AgentDeleted, AgentSummary, CreateAgent, UpdateAgent } from "../Domain/Agent.ts"
 import { Envelope, ListOf } from "../Domain/Envelope.ts"
 import { VoiceAgentNotFound, wire } from "../Domain/Errors.ts"
+import { IntParam, optional } from "../Domain/Fields.ts"
 import { AgentId, IdPath } from "../Domain/Ids.ts"
 
-const IntParam = (min: number, max: number) =>
-  Schema.NumberFromString.annotations({ message: () => "must be an integer" }).pipe(
-    Schema.int({ message: () => "must be an integer" }),
-    Schema.between(min, max, { message: () => `must be between ${min} and ${max}` }),
-  )
-
 export const Pagination = Schema.Struct({
-  limit: Schema.optional(IntParam(1, 100)),
-  offset: Schema.optional(IntParam(0, Number.MAX_SAFE_INTEGER)),
+  limit: optional(IntParam(1, 100)),
+  offset: optional(IntParam(0, Number.MAX_SAFE_INTEGER)),
 })
 
 const path = IdPath(AgentId)

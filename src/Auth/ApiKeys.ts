@@ -3,12 +3,14 @@ import { toUnix } from "../Domain/Envelope.ts"
 import { ApiKeyNotFound, OrganizationNotFound } from "../Domain/Errors.ts"
 import type { OrgId } from "../Domain/Ids.ts"
 import { randomBase62 } from "../Domain/RequestId.ts"
-import { type ApiKeyRow, AuthRepo } from "./Repo.ts"
+import { type ApiKeyRow, AuthRepo, type OrgRow } from "./Repo.ts"
 
 const KEY_PREFIX = "pk_live_"
 
 /** Only this digest of a key is stored; the key itself is shown once. */
 export const hashKey = (key: string): string => new Bun.CryptoHasher("sha256").update(key).digest("hex")
+
+const orgView = (org: OrgRow) => ({ org_id: org.id, name: org.name, created_at: toUnix(org.created_at) })
 
 const keyView = (row: ApiKeyRow) => ({
   key_id: row.id,
@@ -21,12 +23,9 @@ const keyView = (row: ApiKeyRow) => ({
 const make = Effect.gen(function* () {
   const repo = yield* AuthRepo
 
-  const createOrg = (name: string) =>
-    Effect.map(repo.insertOrg(crypto.randomUUID(), name), (org) => ({
-      org_id: org.id,
-      name: org.name,
-      created_at: toUnix(org.created_at),
-    }))
+  const createOrg = (name: string) => Effect.map(repo.insertOrg(crypto.randomUUID(), name), orgView)
+
+  const listOrgs = Effect.map(repo.listOrgs, (rows) => rows.map(orgView))
 
   const createKey = (orgId: string, name: string | null) =>
     Effect.gen(function* () {
@@ -67,7 +66,7 @@ const make = Effect.gen(function* () {
         )
       : Effect.succeed(Option.none<OrgId>())
 
-  return { createOrg, createKey, listKeys, revokeKey, authenticate, countKeys: repo.countKeys }
+  return { createOrg, listOrgs, createKey, listKeys, revokeKey, authenticate, countKeys: repo.countKeys }
 })
 
 export class ApiKeys extends Context.Tag("Parley/ApiKeys")<ApiKeys, Effect.Effect.Success<typeof make>>() {

@@ -28,6 +28,9 @@ const make = Effect.gen(function* () {
       orUnavailable(sql<OrgRow>`SELECT id, name, created_at FROM organizations WHERE id = ${id}`).pipe(
         Effect.map((rows) => Option.fromNullable(rows[0])),
       ),
+    listOrgs: orUnavailable(
+      sql<OrgRow>`SELECT id, name, created_at FROM organizations ORDER BY created_at DESC, id DESC`,
+    ),
     findOrgByName: (name: string) =>
       orUnavailable(
         sql<OrgRow>`SELECT id, name, created_at FROM organizations WHERE name = ${name} ORDER BY created_at LIMIT 1`,

@@ -1,28 +1,44 @@
 import { Schema } from "effect"
-import { Identifier, IntBetween, JsonObject, maxKeys, strict, Text } from "./Fields.ts"
+import {
+  Bool,
+  Identifier,
+  IdentifierKeyed,
+  IntBetween,
+  JsonObject,
+  maxKeys,
+  Num,
+  OneOf,
+  object,
+  optional,
+  Str,
+  strict,
+  Text,
+} from "./Fields.ts"
 import { AgentId } from "./Ids.ts"
 import { strictSchemaProblem } from "./JsonSchema.ts"
 import { VOICES } from "./Voices.ts"
 
-export const QuestionType = Schema.Literal("text", "number", "boolean", "date", "enum")
+export const QuestionType = OneOf("text", "number", "boolean", "date", "enum")
+
+const Finite = Num.pipe(Schema.finite({ message: () => "must be a finite number" }))
 
 export const Question = Schema.Struct({
   key: Identifier,
   ask: Text(1, 2000),
   type: QuestionType,
-  options: Schema.optional(Schema.Array(Text(1, 2000)).pipe(Schema.maxItems(64))),
-  min: Schema.optional(Schema.Finite),
-  max: Schema.optional(Schema.Finite),
+  options: optional(
+    Schema.Array(Text(1, 2000))
+      .annotations({ message: () => "must be an array of strings" })
+      .pipe(Schema.maxItems(64, { message: () => "must have at most 64 options" })),
+  ),
+  min: optional(Finite),
+  max: optional(Finite),
 })
-  .annotations(strict)
+  .annotations({ ...strict, ...object })
   .pipe(
     Schema.filter((q) => {
       if (q.type === "enum" && (q.options === undefined || q.options.length === 0))
         return { path: ["options"], message: "is required and must not be empty for an enum question" }
-      if (q.type !== "enum" && q.options !== undefined)
-        return { path: ["options"], message: "is only allowed on enum questions" }
-      if (q.type !== "number" && (q.min !== undefined || q.max !== undefined))
-        return { path: [q.min !== undefined ? "min" : "max"], message: "is only allowed on number questions" }
       if (q.min !== undefined && q.max !== undefined && q.min > q.max)
         return { path: ["min"], message: "must be less than or equal to max" }
       return undefined
@@ -30,32 +46,34 @@ export const Question = Schema.Struct({
   )
 export type Question = typeof Question.Type
 
-export const Questions = Schema.Array(Question).pipe(
-  Schema.maxItems(64, { message: () => "must have at most 64 questions" }),
-  Schema.filter((questions) => {
-    const seen = new Set<string>()
-    for (const [i, q] of questions.entries()) {
-      if (seen.has(q.key)) return { path: [i, "key"], message: `duplicate question key "${q.key}"` }
-      seen.add(q.key)
-    }
-    return undefined
-  }),
-)
+export const Questions = Schema.Array(Question)
+  .annotations({ message: () => "must be an array of questions" })
+  .pipe(
+    Schema.maxItems(64, { message: () => "must have at most 64 questions" }),
+    Schema.filter((questions) => {
+      const seen = new Set<string>()
+      for (const [i, q] of questions.entries()) {
+        if (seen.has(q.key)) return { path: [i, "key"], message: `duplicate question key "${q.key}"` }
+        seen.add(q.key)
+      }
+      return undefined
+    }),
+  )
 
 export const Behaviors = Schema.Struct({
-  greeting: Schema.optional(Text(0, 2000)),
-  tone: Schema.optional(Schema.Literal("professional", "friendly", "neutral", "empathetic")),
-  max_duration_seconds: Schema.optional(IntBetween(60, 1800)),
-  allow_interruptions: Schema.optional(Schema.Boolean),
-  end_conversation_after_questions: Schema.optional(Schema.Boolean),
-  speaking_pace: Schema.optional(Schema.Literal("slow", "normal", "fast")),
-  response_length: Schema.optional(Schema.Literal("brief", "moderate", "detailed")),
-  escalation_phrase: Schema.optional(Text(1, 2000)),
-  follow_up_enabled: Schema.optional(Schema.Boolean),
-  silence_timeout_seconds: Schema.optional(IntBetween(5, 60)),
-  closing_message: Schema.optional(Text(1, 4000)),
-  require_all_questions: Schema.optional(Schema.Boolean),
-}).annotations(strict)
+  greeting: optional(Text(0, 2000)),
+  tone: optional(OneOf("professional", "friendly", "neutral", "empathetic")),
+  max_duration_seconds: optional(IntBetween(60, 1800)),
+  allow_interruptions: optional(Bool),
+  end_conversation_after_questions: optional(Bool),
+  speaking_pace: optional(OneOf("slow", "normal", "fast")),
+  response_length: optional(OneOf("brief", "moderate", "detailed")),
+  escalation_phrase: optional(Text(1, 2000)),
+  follow_up_enabled: optional(Bool),
+  silence_timeout_seconds: optional(IntBetween(5, 60)),
+  closing_message: optional(Text(1, 4000)),
+  require_all_questions: optional(Bool),
+}).annotations({ ...strict, ...object })
 export type Behaviors = typeof Behaviors.Type
 
 const HINT = /^(text|number|boolean|date|enum:.*)$/s
@@ -76,58 +94,64 @@ export const enumOptions = (hint: string): ReadonlyArray<string> =>
     .map((o) => o.trim())
     .filter((o) => o !== "")
 
-export const OutputSchema = Schema.Record({ key: Identifier, value: TypeHint }).pipe(maxKeys(64))
+export const OutputSchema = IdentifierKeyed(TypeHint).pipe(maxKeys(64))
 
 export const OutputSchemaStrict = JsonObject(48_000).pipe(Schema.filter((s) => strictSchemaProblem(s)))
 
+export const VoiceName = OneOf(...VOICES).annotations({
+  message: (issue) => ({
+    message: 'must be one of the voices listed by GET /api/v1/voice/voices (e.g. "Puck")',
+    override: issue._tag === "Type" || issue._tag === "Composite",
+  }),
+})
+
 export const Voice = Schema.Struct({
-  name: Schema.optional(
-    Schema.Literal(...VOICES).annotations({
-      message: () => "must be one of the voices from GET /api/v1/voice/voices",
-    }),
-  ),
-  language_code: Schema.optional(
-    Schema.String.pipe(
+  name: optional(VoiceName),
+  language_code: optional(
+    Str.pipe(
       Schema.pattern(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8}){0,3}$/, {
-        message: () => "must be a BCP 47 language tag",
+        message: () => 'must be a BCP 47 language tag such as "en-US"',
       }),
     ),
   ),
-}).annotations(strict)
+}).annotations({ ...strict, ...object })
 export type Voice = typeof Voice.Type
 
 export const Metadata = Schema.Record({
   key: Schema.String,
-  value: Schema.String.pipe(Schema.maxLength(500, { message: () => "must be at most 500 characters" })),
-}).pipe(maxKeys(32))
+  value: Str.pipe(Schema.maxLength(500, { message: () => "must be at most 500 characters" })),
+})
+  .annotations(object)
+  .pipe(maxKeys(32))
 
 const configFields = {
   name: Text(1, 200),
   instructions: Text(1, 16_000),
-  language: Schema.optional(Text(2, 32)),
-  purpose: Schema.optional(Schema.NullOr(Text(0, 200))),
-  questions: Schema.optional(Questions),
-  behaviors: Schema.optional(Behaviors),
-  output_schema: Schema.optional(OutputSchema),
-  output_schema_strict: Schema.optional(Schema.NullOr(OutputSchemaStrict)),
-  extraction_model: Schema.optional(Schema.NullOr(Text(1, 128))),
-  voice: Schema.optional(Schema.NullOr(Voice)),
-  metadata: Schema.optional(Metadata),
+  language: optional(Text(2, 32)),
+  purpose: optional(Schema.NullOr(Text(0, 200))),
+  questions: optional(Questions),
+  behaviors: optional(Behaviors),
+  output_schema: optional(OutputSchema),
+  output_schema_strict: optional(Schema.NullOr(OutputSchemaStrict)),
+  extraction_model: optional(Schema.NullOr(Text(1, 128))),
+  voice: optional(Schema.NullOr(Voice)),
+  metadata: optional(Metadata),
 }
 
 export const CreateAgent = Schema.Struct(configFields).annotations({
   ...strict,
+  ...object,
   identifier: "CreateVoiceAgent",
 })
 export type CreateAgent = typeof CreateAgent.Type
 
 export const UpdateAgent = Schema.Struct({
   ...configFields,
-  name: Schema.optional(configFields.name),
-  instructions: Schema.optional(configFields.instructions),
-  is_active: Schema.optional(Schema.Boolean),
+  name: optional(configFields.name),
+  instructions: optional(configFields.instructions),
+  is_active: optional(Bool),
 })
-  .annotations(strict)
+  .annotations({ ...strict, ...object })
   .pipe(
     Schema.filter((patch) => (Object.keys(patch).length > 0 ? undefined : "must set at least one field")),
     Schema.annotations({ identifier: "UpdateVoiceAgent" }),

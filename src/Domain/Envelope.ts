@@ -22,13 +22,19 @@ export const ListOf = <S extends Schema.Schema.Any>(item: S) =>
 
 export const nowSeconds = Effect.map(Clock.currentTimeMillis, (ms) => Math.floor(ms / 1000))
 
-/** Wrap `data` for the response to the request being served. */
-export const envelope = <O extends string, D>(object: O, data: D, status = "completed") =>
+/** Wrap `data` for the response to the request being served (`extra` = more top-level fields). */
+export const envelope = <O extends string, D, S extends string = "completed", X extends object = {}>(
+  object: O,
+  data: D,
+  status: S = "completed" as S,
+  extra: X = {} as X,
+) =>
   Effect.map(Effect.zip(FiberRef.get(CurrentRequestId), nowSeconds), ([id, created_at]) => ({
     id,
     object,
     status,
     created_at,
+    ...extra,
     data,
   }))
 

@@ -1,8 +1,39 @@
 import { Schema } from "effect"
 
+/**
+ * Field building blocks. Every type mismatch carries a short message ("must be a string"), never a
+ * dump of the schema or of the value, and optional fields are exact (no "Expected undefined" noise).
+ */
+
+/** An optional field that may be absent but not `undefined` (JSON has no undefined). */
+export const optional = <S extends Schema.Schema.All>(schema: S) =>
+  Schema.optionalWith(schema, { exact: true })
+
+export const Str = Schema.String.annotations({ message: () => "must be a string" })
+export const Bool = Schema.Boolean.annotations({ message: () => "must be true or false" })
+export const Num = Schema.Number.annotations({ message: () => "must be a number" })
+
+/** One of a few string literals; one issue naming them all instead of one per literal. */
+export const OneOf = <const L extends ReadonlyArray<string>>(...literals: L) =>
+  Schema.Literal(...literals).annotations({
+    message: (issue) => ({
+      message: `must be one of ${literals.map((l) => JSON.stringify(l)).join(", ")}; got ${preview(issue.actual)}`,
+      override: true,
+    }),
+  })
+
+/** A short rendering of a rejected value, for messages. */
+export const preview = (u: unknown): string => {
+  const s = u === undefined ? "undefined" : (JSON.stringify(u) ?? String(u))
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s
+}
+
+/** A JSON object with a readable type-mismatch message (nested issues keep their own). */
+export const object = { message: () => "must be a JSON object" } as const
+
 /** A string trimmed before its bounds are checked (SPEC §5). */
 export const Text = (min: number, max: number) =>
-  Schema.Trim.pipe(
+  Schema.compose(Str, Schema.Trim).pipe(
     Schema.minLength(min, {
       message: () => (min === 1 ? "must not be empty" : `must be at least ${min} characters`),
     }),
@@ -10,16 +41,25 @@ export const Text = (min: number, max: number) =>
   )
 
 export const IntBetween = (min: number, max: number) =>
-  Schema.Int.annotations({ message: () => "must be an integer" }).pipe(
+  Num.pipe(
+    Schema.int({ message: () => "must be an integer" }),
     Schema.between(min, max, { message: () => `must be between ${min} and ${max}` }),
   )
 
-export const Identifier = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z][A-Za-z0-9_]*$/, {
-    message: () => "must start with a letter and contain only letters, digits and underscores",
+const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]*$/
+
+/** Why `s` is not a valid key (1–64 characters, a letter then letters, digits, underscores). */
+export const identifierProblem = (s: string): string | undefined => {
+  if (s.length === 0) return "must not be empty"
+  if (s.length > 64) return "must be at most 64 characters"
+  if (!IDENTIFIER.test(s)) return "must start with a letter and contain only letters, digits and underscores"
+  return undefined
+}
+
+export const Identifier = Str.pipe(
+  Schema.filter((s) => identifierProblem(s), {
+    jsonSchema: { pattern: IDENTIFIER.source, minLength: 1, maxLength: 64 },
   }),
-  Schema.minLength(1, { message: () => "must not be empty" }),
-  Schema.maxLength(64, { message: () => "must be at most 64 characters" }),
 )
 
 export const maxKeys =
@@ -31,13 +71,38 @@ export const maxKeys =
       ),
     )
 
+/**
+ * A string-keyed map whose keys must be identifiers: a bad key is reported at its own path (a
+ * record's key schema would report it as an "unexpected" property with a schema dump).
+ */
+export const IdentifierKeyed = <V extends Schema.Schema.Any>(value: V) =>
+  Schema.Record({ key: Schema.String, value })
+    .annotations(object)
+    .pipe(
+      Schema.filter((record) =>
+        Object.keys(record).flatMap((key) => {
+          const problem = identifierProblem(key)
+          return problem === undefined ? [] : [{ path: [key], message: `key ${problem}` }]
+        }),
+      ),
+    )
+
 /** A JSON object whose serialized form is at most `max` characters. */
 export const JsonObject = (max: number) =>
-  Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
-    Schema.filter((o) =>
-      JSON.stringify(o).length <= max ? undefined : `serialized length must be at most ${max} characters`,
-    ),
-  )
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+    .annotations(object)
+    .pipe(
+      Schema.filter((o) =>
+        JSON.stringify(o).length <= max ? undefined : `serialized length must be at most ${max} characters`,
+      ),
+    )
 
 /** Unknown fields are rejected and every issue is reported. */
 export const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
+
+/** An integer query parameter within bounds. */
+export const IntParam = (min: number, max: number) =>
+  Schema.NumberFromString.annotations({ message: () => "must be an integer" }).pipe(
+    Schema.int({ message: () => "must be an integer" }),
+    Schema.between(min, max, { message: () => `must be between ${min} and ${max}` }),
+  )

@@ -1,12 +1,13 @@
 /** Starts the real server (Bun, port 0) against the shared test database, for HTTP-level tests. */
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
-import type { SqlClient } from "@effect/sql"
 import { Effect, Layer, ManagedRuntime, Option, Redacted } from "effect"
 import { Api } from "../../src/Api.ts"
 import { ServerLive } from "../../src/App.ts"
 import { ApiKeys } from "../../src/Auth/ApiKeys.ts"
 import { AppConfig, type AppConfigShape } from "../../src/Config.ts"
+import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
+import { LocalUpstreams, UpstreamsLive } from "../../src/Upstreams.ts"
 import { sqlLayerFor, testDatabaseUrl } from "./db.ts"
 
 export const ADMIN_TOKEN = "test-admin-token"
@@ -15,6 +16,7 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
   const config = AppConfig.layer({ adminToken: Option.some(Redacted.make(ADMIN_TOKEN)), ...overrides })
   const layer = ServerLive.pipe(
     Layer.provideMerge(BunHttpServer.layer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
+    Layer.provideMerge(Layer.merge(UpstreamsLive, CompletionHub.Live)),
     Layer.provideMerge(sqlLayerFor(await testDatabaseUrl())),
     Layer.provideMerge(config),
   )
@@ -22,7 +24,12 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (s) => s.address))
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
   const baseUrl = `http://127.0.0.1:${address.port}`
-  const run = <A, E>(effect: Effect.Effect<A, E, ApiKeys | SqlClient.SqlClient>) => runtime.runPromise(effect)
+  const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) =>
+    runtime.runPromise(effect)
+  /** The in-process LiveKit and Gemini upstreams, for fault injection and webhooks. */
+  const local = await run(LocalUpstreams)
+  const livekit = local.livekit!
+  const gemini = local.gemini!
 
   /** A new organization with one API key: each test gets its own tenant. */
   const newTenant = () =>
@@ -54,7 +61,7 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
     return fetch(`${baseUrl}${path}`, { ...init, headers })
   }
 
-  return { baseUrl, run, newTenant, client, fetchRaw, dispose: () => runtime.dispose() }
+  return { baseUrl, run, livekit, gemini, newTenant, client, fetchRaw, dispose: () => runtime.dispose() }
 }
 
 export type TestServer = Awaited<ReturnType<typeof startServer>>

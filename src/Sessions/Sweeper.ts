@@ -1,0 +1,36 @@
+import { Effect, Layer, Option, Schedule } from "effect"
+import { AppConfig } from "../Config.ts"
+import { Sessions } from "../Sessions.ts"
+import { CompletionHub } from "./CompletionHub.ts"
+import { SessionsRepo } from "./Repo.ts"
+
+/** A `completing` claim older than this belongs to an instance that died mid-extraction. */
+export const COMPLETION_LEASE_SECONDS = 120
+
+/** One pass: expire overdue active sessions, then retry stale completions one by one. */
+export const sweepOnce = Effect.gen(function* () {
+  const repo = yield* SessionsRepo
+  const hub = yield* CompletionHub
+  const sessions = yield* Sessions
+  const { sessionCompletionGraceSeconds } = yield* AppConfig
+  const expired = yield* repo.expireDue(sessionCompletionGraceSeconds)
+  yield* Effect.forEach(expired, hub.publish, { discard: true })
+  let retried = 0
+  while (true) {
+    const stale = yield* repo.reclaimStale(COMPLETION_LEASE_SECONDS)
+    if (Option.isNone(stale)) break
+    yield* Effect.logWarning(`retrying the completion of session ${stale.value.id} after a lost lease`)
+    yield* Effect.uninterruptible(sessions.finishClaimed(stale.value))
+    retried += 1
+  }
+  return { expired: expired.length, retried }
+})
+
+/** Runs the sweep every 15 s for as long as the server is up; a failed pass is logged and retried. */
+export const SweeperLive = Layer.scopedDiscard(
+  sweepOnce.pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning("session sweep failed", cause)),
+    Effect.repeat(Schedule.spaced("15 seconds")),
+    Effect.forkScoped,
+  ),
+).pipe(Layer.provide(SessionsRepo.Live))
