@@ -1,5 +1,6 @@
 import { PgClient } from "@effect/sql-pg"
-import { Context, Deferred, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { Context, Data, Deferred, Effect, Exit, Layer, Redacted, Schedule, type Scope } from "effect"
+import pg from "pg"
 
 const CHANNEL = "parley_session_done"
 
@@ -14,6 +15,8 @@ export interface CompletionHubService {
   readonly publish: (sessionId: string) => Effect.Effect<void>
   /** Wakes this instance's waiters only. */
   readonly wake: (sessionId: string) => Effect.Effect<void>
+  /** How many requests on this instance are waiting on `sessionId` right now (observability, tests). */
+  readonly waiting: (sessionId: string) => Effect.Effect<number>
 }
 
 /** In-memory waiters: one Deferred per waited-on session, shared by everyone waiting on it. */
@@ -45,7 +48,9 @@ const makeLocal = () => {
 
   const wakeAll = Effect.suspend(() => Effect.forEach([...waiting.keys()], wake, { discard: true }))
 
-  return { subscribe, wake, wakeAll }
+  const count = (sessionId: string) => Effect.sync(() => waiting.get(sessionId)?.count ?? 0)
+
+  return { subscribe, wake, wakeAll, waiting: count }
 }
 
 export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
@@ -58,14 +63,15 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     Effect.gen(function* () {
       const local = makeLocal()
       yield* Effect.addFinalizer(() => local.wakeAll)
-      return { subscribe: local.subscribe, wake: local.wake, publish: local.wake }
+      return { subscribe: local.subscribe, wake: local.wake, publish: local.wake, waiting: local.waiting }
     }),
   )
 
   /**
-   * Fed across instances by LISTEN/NOTIFY. The listener holds a dedicated connection; when it is
-   * lost it reconnects and wakes every local waiter so they re-read (a NOTIFY sent while it was
-   * down is not replayed). On shutdown every waiter is woken and answers with the current state.
+   * Fed across instances by LISTEN/NOTIFY on a dedicated connection. When that connection is lost
+   * it reconnects and, once LISTEN is active again, wakes every local waiter so each re-reads its
+   * row: a NOTIFY sent while it was down is never replayed, so this is what keeps waits exact.
+   * On shutdown every waiter is woken and answers with the current state.
    */
   static readonly Live = Layer.scoped(
     CompletionHub,
@@ -73,12 +79,12 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
       const pg = yield* PgClient.PgClient
       const local = makeLocal()
       yield* Effect.addFinalizer(() => local.wakeAll)
-      yield* pg.listen(CHANNEL).pipe(
-        Stream.runForEach(local.wake),
-        Effect.tapErrorCause((cause) =>
-          Effect.zipRight(Effect.logWarning("completion listener lost; reconnecting", cause), local.wakeAll),
-        ),
-        Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
+      yield* listen(pg.config, (sessionId) => Effect.runFork(local.wake(sessionId))).pipe(
+        Effect.tap(() => local.wakeAll),
+        Effect.flatten,
+        Effect.scoped,
+        Effect.tapErrorCause((cause) => Effect.logWarning("completion listener lost; reconnecting", cause)),
+        Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
         Effect.forkScoped,
       )
       const publish = (sessionId: string) =>
@@ -89,7 +95,41 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
             Effect.catchAll((e) => Effect.logWarning("could not notify other instances", e)),
           ),
         )
-      return { subscribe: local.subscribe, wake: local.wake, publish }
+      return { subscribe: local.subscribe, wake: local.wake, publish, waiting: local.waiting }
     }),
   )
 }
+
+class ListenerLost extends Data.TaggedError("ListenerLost")<{ readonly cause: unknown }> {}
+
+/**
+ * Holds a connection that has run LISTEN for the scope and returns an effect that fails when that
+ * connection is lost (unlike `PgClient.listen`, whose stream never ends when its connection dies).
+ */
+const listen = (config: PgClient.PgClientConfig, onPayload: (payload: string) => void) =>
+  Effect.gen(function* () {
+    const lost = yield* Deferred.make<never, ListenerLost>()
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const client = new pg.Client({
+            connectionString: config.url ? Redacted.value(config.url) : undefined,
+            connectionTimeoutMillis: 5000,
+          })
+          client.on("error", (cause) => Deferred.unsafeDone(lost, Exit.fail(new ListenerLost({ cause }))))
+          client.on("end", () =>
+            Deferred.unsafeDone(lost, Exit.fail(new ListenerLost({ cause: "connection ended" }))),
+          )
+          client.on("notification", (message) => {
+            if (message.channel === CHANNEL && message.payload) onPayload(message.payload)
+          })
+          await client.connect()
+          await client.query(`LISTEN ${CHANNEL}`)
+          return client
+        },
+        catch: (cause) => new ListenerLost({ cause }),
+      }),
+      (client) => Effect.promise(() => client.end().catch(() => undefined)).pipe(Effect.timeoutOption(1000)),
+    )
+    return Deferred.await(lost)
+  })
