@@ -1,7 +1,7 @@
 /** Starts the real server (Bun, port 0) against the shared test database, for HTTP-level tests. */
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
-import { Effect, Layer, ManagedRuntime, Option, Redacted } from "effect"
+import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 import { Api } from "../../src/Api.ts"
 import { ServerLive } from "../../src/App.ts"
 import { ApiKeys } from "../../src/Auth/ApiKeys.ts"
@@ -19,6 +19,7 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
     Layer.provideMerge(Layer.merge(UpstreamsLive, CompletionHub.Live)),
     Layer.provideMerge(sqlLayerFor(await testDatabaseUrl())),
     Layer.provideMerge(config),
+    Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
   )
   const runtime = ManagedRuntime.make(layer)
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (s) => s.address))
