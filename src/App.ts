@@ -6,7 +6,7 @@ import { Api } from "./Api.ts"
 import { AdminHttpLive } from "./Auth/AdminHttp.ts"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { AdminAuthenticatedLive, AuthenticatedLive } from "./Auth/Middleware.ts"
-import { ErrorMappingLive, withRequestId } from "./Http.ts"
+import { ErrorMappingLive, requestLifecycle } from "./Http.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
 import { SessionsHttpLive } from "./Sessions/Http.ts"
 import { SweeperLive } from "./Sessions/Sweeper.ts"
@@ -36,7 +36,7 @@ export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive).pipe
 )
 
 /** Serves the API, /openapi.json and /docs on whatever HttpServer is provided. */
-export const ServerLive = HttpApiBuilder.serve(withRequestId).pipe(
+export const ServerLive = HttpApiBuilder.serve(requestLifecycle).pipe(
   Layer.provide([
     HttpApiScalar.layer({ path: "/docs" }),
     HttpApiBuilder.middlewareOpenApi(),

@@ -164,8 +164,13 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
 
 export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures, { withContext: true })
 
-/** Outermost: request id for logs, errors and the `X-Request-Id` header; one log line per request. */
-export const withRequestId = (app: HttpApp.Default): HttpApp.Default =>
+let inFlight = 0
+
+/** Requests being answered right now; shutdown waits for them to finish. */
+export const inFlightRequests = (): number => inFlight
+
+/** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
+const respond = (app: HttpApp.Default): HttpApp.Default =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const requestId = requestIdFrom(request.headers["x-request-id"])
@@ -185,3 +190,11 @@ export const withRequestId = (app: HttpApp.Default): HttpApp.Default =>
     )
     return response
   })
+
+/** Outermost middleware: counts the request as in flight until its response is sent. */
+export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => void (inFlight += 1)),
+    () => respond(app),
+    () => Effect.sync(() => void (inFlight -= 1)),
+  )

@@ -2,7 +2,20 @@
  * Admin CLI: the admin API's operations against DATABASE_URL (migrations are applied first).
  * Prints JSON on stdout; on failure one line on stderr and a non-zero exit (2 for usage errors).
  */
-import { Cause, type Context, Data, Effect, Either, Exit, Layer, Logger, LogLevel, Option, Redacted, Schema } from "effect"
+import {
+  Cause,
+  type Context,
+  Data,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Redacted,
+  Schema,
+} from "effect"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { AppConfig } from "./Config.ts"
 import { isApiError } from "./Domain/Errors.ts"
@@ -21,17 +34,18 @@ class UsageError extends Data.TaggedError("UsageError")<{ readonly message: stri
 const usage = (message: string) => Effect.fail(new UsageError({ message }))
 
 const decode =
-  <A, I>(schema: Schema.Schema<A, I>, what: string) =>
+  <A, I>(schema: Schema.Schema<A, I>, rule: string) =>
+  (what: string) =>
   (value: string | undefined) =>
     value === undefined
       ? usage(`missing ${what}`)
       : Either.match(Schema.decodeUnknownEither(schema)(value), {
-          onLeft: () => usage(`${what} is invalid: ${JSON.stringify(value)}`),
+          onLeft: () => usage(`${what} must be ${rule}, got ${JSON.stringify(value)}`),
           onRight: Effect.succeed,
         })
 
-const uuid = (what: string) => decode(Schema.UUID, `${what} (a UUID)`)
-const name = (what: string) => decode(Text(1, 200), `${what} (1-200 characters)`)
+const uuid = decode(Schema.UUID, "a UUID")
+const name = decode(Text(1, 200), "1-200 characters")
 
 /** `--name n` or `--name=n`; anything else left over is a usage error. */
 const nameOption = (args: ReadonlyArray<string>) =>
@@ -95,9 +109,15 @@ const databaseLayer = (url: string) =>
 const describe = (cause: Cause.Cause<unknown>): string => {
   const error = Option.getOrElse(Cause.failureOption(cause), () => Cause.squash(cause))
   if (isApiError(error)) return error.message
-  if (typeof error === "object" && error !== null && "message" in error && typeof error.message === "string") {
-    const tag = "_tag" in error && typeof error._tag === "string" ? `${error._tag}: ` : ""
-    return `${tag}${error.message}`.split("\n")[0]
+  if (
+    typeof error === "object" &&
+    error !== null &&
+    "message" in error &&
+    typeof error.message === "string"
+  ) {
+    const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : ""
+    const what = tag === "SqlError" || tag === "MigrationError" ? "database error: " : tag ? `${tag}: ` : ""
+    return `${what}${error.message}`.split("\n")[0]
   }
   return String(error).split("\n")[0]
 }

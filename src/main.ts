@@ -17,7 +17,9 @@ const HttpServerLive = Layer.unwrapEffect(
       port: config.port,
       hostname: config.host,
       idleTimeout: IDLE_TIMEOUT_SECONDS,
-      maxRequestBodySize: config.maxBodyBytes * 2,
+      // Bodies that declare a larger length are refused by Http.ts with the envelope; this higher
+      // hard limit only stops chunked bodies that never declare one.
+      maxRequestBodySize: config.maxBodyBytes * 4,
     }),
   ),
 )

@@ -2,10 +2,10 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Envelope, ListOf } from "../Domain/Envelope.ts"
 import { ApiKeyNotFound, OrganizationNotFound, wire } from "../Domain/Errors.ts"
-import { strict, Text } from "../Domain/Fields.ts"
+import { object, optional, strict, Text } from "../Domain/Fields.ts"
 import { AdminAuthenticated } from "./Middleware.ts"
 
-const uuidParam = (_name: string) => Schema.UUID.annotations({ message: () => "must be a UUID" })
+const uuidParam = Schema.UUID.annotations({ message: () => "must be a UUID" })
 
 export const Organization = Schema.Struct({
   org_id: Schema.UUID,
@@ -29,25 +29,25 @@ export const ApiKeyInfo = Schema.Struct({
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.post("createOrg", "/admin/v1/orgs")
-      .setPayload(Schema.Struct({ name: Text(1, 200) }).annotations(strict))
+      .setPayload(Schema.Struct({ name: Text(1, 200) }).annotations({ ...strict, ...object }))
       .addSuccess(Envelope("organization", Organization), { status: 201 }),
   )
   .add(
     HttpApiEndpoint.post("createKey", "/admin/v1/orgs/:org_id/api_keys")
-      .setPath(Schema.Struct({ org_id: uuidParam("org_id") }))
-      .setPayload(Schema.Struct({ name: Schema.optional(Text(1, 200)) }).annotations(strict))
+      .setPath(Schema.Struct({ org_id: uuidParam }))
+      .setPayload(Schema.Struct({ name: optional(Text(1, 200)) }).annotations({ ...strict, ...object }))
       .addSuccess(Envelope("api_key", ApiKeyCreated), { status: 201 })
       .addError(wire(OrganizationNotFound)),
   )
   .add(
     HttpApiEndpoint.get("listKeys", "/admin/v1/orgs/:org_id/api_keys")
-      .setPath(Schema.Struct({ org_id: uuidParam("org_id") }))
+      .setPath(Schema.Struct({ org_id: uuidParam }))
       .addSuccess(Envelope("list", ListOf(ApiKeyInfo)))
       .addError(wire(OrganizationNotFound)),
   )
   .add(
     HttpApiEndpoint.del("revokeKey", "/admin/v1/api_keys/:key_id")
-      .setPath(Schema.Struct({ key_id: uuidParam("key_id") }))
+      .setPath(Schema.Struct({ key_id: uuidParam }))
       .addSuccess(Envelope("api_key", Schema.Struct({ key_id: Schema.UUID, revoked: Schema.Literal(true) })))
       .addError(wire(ApiKeyNotFound)),
   )

@@ -36,6 +36,7 @@ export const Question = Schema.Struct({
 })
   .annotations({ ...strict, ...object })
   .pipe(
+    // SPEC §5 ties only the presence of options to the type; options/min/max are accepted on any type
     Schema.filter((q) => {
       if (q.type === "enum" && (q.options === undefined || q.options.length === 0))
         return { path: ["options"], message: "is required and must not be empty for an enum question" }
@@ -98,10 +99,11 @@ export const OutputSchema = IdentifierKeyed(TypeHint).pipe(maxKeys(64))
 
 export const OutputSchemaStrict = JsonObject(48_000).pipe(Schema.filter((s) => strictSchemaProblem(s)))
 
+/** 30 names are too many to list in every error: point at the catalog instead. */
 export const VoiceName = OneOf(...VOICES).annotations({
-  message: (issue) => ({
+  message: () => ({
     message: 'must be one of the voices listed by GET /api/v1/voice/voices (e.g. "Puck")',
-    override: issue._tag === "Type" || issue._tag === "Composite",
+    override: true,
   }),
 })
 

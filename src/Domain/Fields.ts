@@ -33,7 +33,11 @@ export const object = { message: () => "must be a JSON object" } as const
 
 /** A string trimmed before its bounds are checked (SPEC §5). */
 export const Text = (min: number, max: number) =>
-  Schema.compose(Str, Schema.Trim).pipe(
+  Schema.compose(
+    // the documented (encoded) side carries the bounds, which apply after trimming
+    Str.annotations({ jsonSchema: { type: "string", minLength: min, maxLength: max } }),
+    Schema.Trim,
+  ).pipe(
     Schema.minLength(min, {
       message: () => (min === 1 ? "must not be empty" : `must be at least ${min} characters`),
     }),
@@ -66,8 +70,9 @@ export const maxKeys =
   (max: number) =>
   <A extends Readonly<Record<string, unknown>>, I, R>(self: Schema.Schema<A, I, R>) =>
     self.pipe(
-      Schema.filter((record) =>
-        Object.keys(record).length <= max ? undefined : `must have at most ${max} keys`,
+      Schema.filter(
+        (record) => (Object.keys(record).length <= max ? undefined : `must have at most ${max} keys`),
+        { jsonSchema: { maxProperties: max } },
       ),
     )
 
@@ -79,11 +84,13 @@ export const IdentifierKeyed = <V extends Schema.Schema.Any>(value: V) =>
   Schema.Record({ key: Schema.String, value })
     .annotations(object)
     .pipe(
-      Schema.filter((record) =>
-        Object.keys(record).flatMap((key) => {
-          const problem = identifierProblem(key)
-          return problem === undefined ? [] : [{ path: [key], message: `key ${problem}` }]
-        }),
+      Schema.filter(
+        (record) =>
+          Object.keys(record).flatMap((key) => {
+            const problem = identifierProblem(key)
+            return problem === undefined ? [] : [{ path: [key], message: `key ${problem}` }]
+          }),
+        { jsonSchema: { propertyNames: { pattern: IDENTIFIER.source, minLength: 1, maxLength: 64 } } },
       ),
     )
 
@@ -102,7 +109,11 @@ export const strict = { parseOptions: { onExcessProperty: "error", errors: "all"
 
 /** An integer query parameter within bounds. */
 export const IntParam = (min: number, max: number) =>
-  Schema.NumberFromString.annotations({ message: () => "must be an integer" }).pipe(
+  Schema.compose(
+    // plain decimal digits only: Number() would also take "0x10", "1e3" or " 5"
+    Str.pipe(Schema.pattern(/^[+-]?\d{1,16}$/, { message: () => "must be an integer" })),
+    Schema.NumberFromString,
+  ).pipe(
     Schema.int({ message: () => "must be an integer" }),
     Schema.between(min, max, { message: () => `must be between ${min} and ${max}` }),
   )

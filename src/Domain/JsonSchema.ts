@@ -29,9 +29,13 @@ for (const format of ["int32", "int64", "float", "double", "enum"]) ajv.addForma
 const isObject = (u: unknown): u is Record<string, unknown> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
-/** First keyword outside the Gemini subset, as `path: message`, or undefined. */
-const unsupported = (node: unknown, path: string): string | undefined => {
+/** Deeper schemas are not useful for extraction, and compiling them costs time quadratic in depth. */
+const MAX_DEPTH = 32
+
+/** First keyword outside the Gemini subset (or nesting too deep), as `path: message`, or undefined. */
+const unsupported = (node: unknown, path: string, depth = 1): string | undefined => {
   if (!isObject(node)) return `${path || "schema"}: must be a JSON Schema object`
+  if (depth > MAX_DEPTH) return `${path}: schemas nested deeper than ${MAX_DEPTH} levels are not supported`
   for (const [key, value] of Object.entries(node)) {
     const here = path ? `${path}.${key}` : key
     if (!GEMINI_KEYWORDS.has(key)) return `${here}: keyword is not supported by Gemini structured output`
@@ -39,16 +43,16 @@ const unsupported = (node: unknown, path: string): string | undefined => {
     if (key === "properties") {
       if (!isObject(value)) return `${here}: must be an object`
       for (const [name, child] of Object.entries(value)) {
-        const found = unsupported(child, `${here}.${name}`)
+        const found = unsupported(child, `${here}.${name}`, depth + 1)
         if (found) return found
       }
     } else if (key === "items") {
-      const found = unsupported(value, here)
+      const found = unsupported(value, here, depth + 1)
       if (found) return found
     } else if (key === "anyOf") {
       if (!Array.isArray(value)) return `${here}: must be an array`
       for (const [i, child] of value.entries()) {
-        const found = unsupported(child, `${here}[${i}]`)
+        const found = unsupported(child, `${here}[${i}]`, depth + 1)
         if (found) return found
       }
     }

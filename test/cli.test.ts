@@ -1,0 +1,161 @@
+/** `npm run cli` (bun src/cli.ts): organizations and API keys against DATABASE_URL (SPEC §4). */
+import { beforeAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { hashKey } from "../src/Auth/ApiKeys.ts"
+import { freshDatabaseUrl, sqlLayerFor } from "./support/db.ts"
+
+const ROOT = join(import.meta.dir, "..")
+
+const cli = async (args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) => {
+  const { DATABASE_URL: _, ...inherited } = process.env
+  const proc = Bun.spawn([process.execPath, "src/cli.ts", ...args], {
+    cwd: ROOT,
+    env: { ...inherited, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ])
+  return { code, stdout, stderr }
+}
+
+let url: string
+const db = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
+  Effect.runPromise(
+    Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(sqlLayerFor(url))) as Effect.Effect<A>,
+  )
+
+beforeAll(async () => {
+  url = await freshDatabaseUrl()
+})
+
+const ok = async (args: ReadonlyArray<string>) => {
+  const res = await cli(args, { DATABASE_URL: url })
+  expect(res.stderr).toBe("")
+  expect(res.code).toBe(0)
+  return JSON.parse(res.stdout)
+}
+
+/** One line on stderr, nothing on stdout, the given exit code. */
+const fails = async (
+  args: ReadonlyArray<string>,
+  code: number,
+  env: Record<string, string> = { DATABASE_URL: url },
+) => {
+  const res = await cli(args, env)
+  expect(res.code).toBe(code)
+  expect(res.stdout).toBe("")
+  const [first] = res.stderr.split("\n")
+  expect(first).toStartWith("error: ")
+  expect(res.stderr).not.toMatch(/\bat \S+ \(|\.ts:\d+/)
+  return first
+}
+
+describe("cli", () => {
+  test("requires DATABASE_URL", async () => {
+    const line = await fails(["org", "list"], 2, {})
+    expect(line).toContain("DATABASE_URL is not set")
+  })
+
+  test("usage errors exit 2 and show the usage", async () => {
+    const none = await cli([], { DATABASE_URL: url })
+    expect(none.code).toBe(2)
+    expect(none.stdout).toContain("usage: npm run cli")
+    const help = await cli(["--help"])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain("key revoke <key_id>")
+    const cases = [
+      [["frobnicate"], "unknown command: frobnicate"],
+      [["org", "create"], "missing organization name"],
+      [["org", "create", "   "], 'organization name must be 1-200 characters, got "   "'],
+      [["org", "list", "extra"], "unexpected arguments: extra"],
+      [["key", "create", "not-a-uuid"], 'org_id must be a UUID, got "not-a-uuid"'],
+      [["key", "create", crypto.randomUUID(), "--nom", "x"], "unexpected arguments: --nom x"],
+      [["key", "create", crypto.randomUUID(), "--name"], "missing --name"],
+      [["key", "list"], "missing org_id"],
+      [["key", "revoke", "123"], 'key_id must be a UUID, got "123"'],
+    ] as const
+    for (const [args, message] of cases) {
+      const res = await cli(args, { DATABASE_URL: url })
+      expect(res.code).toBe(2)
+      expect(res.stdout).toBe("")
+      expect(res.stderr.split("\n")[0]).toBe(`error: ${message}`)
+      expect(res.stderr).toContain("usage:")
+    }
+  })
+
+  test("org create / org list / key create / key list / key revoke", async () => {
+    const org = await ok(["org", "create", "  Acme CLI  "])
+    expect(Object.keys(org).sort()).toEqual(["created_at", "name", "org_id"])
+    expect(org.name).toBe("Acme CLI")
+    expect(await db((s) => s`SELECT name FROM organizations WHERE id = ${org.org_id}`)).toEqual([
+      { name: "Acme CLI" },
+    ])
+
+    const orgs = await ok(["org", "list"])
+    expect(orgs.find((o: { org_id: string }) => o.org_id === org.org_id)).toEqual(org)
+
+    const key = await ok(["key", "create", org.org_id, "--name", "deploy"])
+    expect(Object.keys(key).sort()).toEqual(["api_key", "created_at", "key_id", "prefix"])
+    expect(key.api_key).toMatch(/^pk_live_[0-9A-Za-z]{32,}$/)
+    const [row] = await db((s) => s<Record<string, unknown>>`SELECT * FROM api_keys WHERE id = ${key.key_id}`)
+    expect(row).toMatchObject({
+      org_id: org.org_id,
+      name: "deploy",
+      key_hash: hashKey(key.api_key),
+      revoked_at: null,
+    })
+    expect(JSON.stringify(row)).not.toContain(key.api_key.slice(key.prefix.length))
+
+    const unnamed = await ok(["key", "create", org.org_id, "--name=ci"])
+    expect(unnamed.api_key).not.toBe(key.api_key)
+
+    const listed = await ok(["key", "list", org.org_id])
+    expect(listed.map((k: { key_id: string }) => k.key_id)).toEqual([unnamed.key_id, key.key_id])
+    expect(listed[1]).toEqual({
+      key_id: key.key_id,
+      name: "deploy",
+      prefix: key.prefix,
+      created_at: key.created_at,
+      revoked_at: null,
+    })
+    expect(listed[0].name).toBe("ci")
+    expect(JSON.stringify(listed)).not.toContain(key.api_key)
+
+    expect(await ok(["key", "revoke", key.key_id])).toEqual({ key_id: key.key_id, revoked: true })
+    const [revoked] = await db(
+      (s) => s<{ revoked_at: Date | null }>`SELECT revoked_at FROM api_keys WHERE id = ${key.key_id}`,
+    )
+    expect(revoked.revoked_at).toBeInstanceOf(Date)
+    const after = await ok(["key", "list", org.org_id])
+    expect(Number.isInteger(after[1].revoked_at)).toBe(true)
+    expect(after[0].revoked_at).toBeNull()
+  })
+
+  test("unknown organization or key → exit 1 with one line", async () => {
+    const id = crypto.randomUUID()
+    const [create, list, revoke] = await Promise.all([
+      fails(["key", "create", id], 1),
+      fails(["key", "list", id], 1),
+      fails(["key", "revoke", id], 1),
+    ])
+    expect(create).toBe(`error: No organization with id ${id}.`)
+    expect(list).toBe(`error: No organization with id ${id}.`)
+    expect(revoke).toBe(`error: No API key with id ${id}.`)
+    expect(
+      await db((s) => s<{ n: number }>`SELECT count(*)::int AS n FROM api_keys WHERE org_id = ${id}`),
+    ).toEqual([{ n: 0 }])
+  })
+
+  test("an unreachable database → exit 1 with one line", async () => {
+    const line = await fails(["org", "list"], 1, {
+      DATABASE_URL: "postgres://nobody:nothing@127.0.0.1:1/none",
+    })
+    expect(line).toBe("error: database error: PgClient: Failed to connect")
+  })
+})
