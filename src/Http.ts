@@ -7,123 +7,27 @@ import {
   HttpServerResponse,
 } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
-import { Api } from "./Api.ts"
 import { AppConfig } from "./Config.ts"
-import {
-  InternalError,
-  InvalidJson,
-  InvalidRequest,
-  type Issue,
-  isApiError,
-  MethodNotAllowed,
-  PayloadTooLarge,
-  RouteNotFound,
-  UnsupportedMediaType,
-} from "./Domain/Errors.ts"
+import { InternalError, InvalidJson, isApiError } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
+import { boundChunkedBody, checkBody } from "./Http/Body.ts"
+import { invalidRequest } from "./Http/Issues.ts"
+import { allowedMethods, routeFailure } from "./Http/Routes.ts"
 
-/** Routes whose bodies are not application/json (LiveKit posts `application/webhook+json`). */
-const RAW_BODY_ROUTES = new Set(["/api/v1/voice/webhooks/livekit"])
-
-const routes = [
-  ...Object.values(Api.groups).flatMap((group) =>
-    Object.values(group.endpoints).map((e) => ({ method: e.method as string, path: e.path as string })),
-  ),
-  { method: "GET", path: "/openapi.json" },
-  { method: "GET", path: "/docs" },
-].map(({ method, path }) => ({ method, pattern: new RegExp(`^${path.replace(/:[^/]+/g, "[^/]+")}/?$`) }))
-
-const routeFailure = (method: string, pathname: string) => {
-  const matching = routes.filter((r) => r.pattern.test(pathname))
-  if (matching.length === 0) return new RouteNotFound({ message: `No route for ${method} ${pathname}.` })
-  const allowed = [...new Set(matching.map((r) => r.method))].join(", ")
-  return new MethodNotAllowed({ message: `${method} is not allowed on ${pathname}; allowed: ${allowed}.` })
-}
-
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (out, key) =>
-      typeof key === "number" ? `${out}[${key}]` : out === "" ? String(key) : `${out}.${String(key)}`,
-    "",
-  )
-
-const NOISE = /^Expected (undefined|null), actual /
-const LITERAL = /^Expected ("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|true|false), actual (.*)$/s
-
-/**
- * Optional and nullable fields fail as unions, which list every alternative. Keep what the client
- * needs: drop the "Expected undefined/null" alternatives when a real reason exists at or below that
- * path, and fold "Expected "a" | "b" …" alternatives into one "must be one of" issue.
- */
-const readable = (issues: ReadonlyArray<Issue>): Array<Issue> => {
-  const out: Array<Issue> = []
-  const literals = new Map<string, { options: Array<string>; actual: string; at: number }>()
-  for (const issue of issues) {
-    if (
-      NOISE.test(issue.message) &&
-      issues.some(
-        (o) =>
-          o !== issue &&
-          !NOISE.test(o.message) &&
-          (o.path === issue.path || o.path.startsWith(`${issue.path}.`) || issue.path === ""),
-      )
+/** 404 or 405 (with `Allow`) for what the router did not match; admin routes hide when disabled. */
+const notRouted = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const { adminToken } = yield* AppConfig
+  const pathname = new URL(request.url, "http://localhost").pathname
+  const failure = routeFailure(request.method, pathname, Option.isSome(adminToken))
+  if (failure._tag === "MethodNotAllowed") {
+    const allow = allowedMethods(pathname, true).join(", ")
+    yield* HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.succeed(HttpServerResponse.setHeader(response, "allow", allow)),
     )
-      continue
-    const literal = LITERAL.exec(issue.message)
-    if (literal) {
-      const seen = literals.get(issue.path)
-      if (seen) {
-        seen.options.push(literal[1])
-        out[seen.at] = {
-          path: issue.path,
-          message: `must be one of ${seen.options.join(", ")}; got ${seen.actual}`,
-        }
-        continue
-      }
-      literals.set(issue.path, { options: [literal[1]], actual: literal[2], at: out.length })
-    }
-    if (!out.some((o) => o.path === issue.path && o.message === issue.message)) out.push(issue)
   }
-  return out
-}
-
-/** Schema issues as the envelope's `issues`, `param` = the first failing path. */
-export const invalidRequest = (error: HttpApiError.HttpApiDecodeError): InvalidRequest => {
-  const issues = readable(
-    error.issues.map((i) => ({
-      path: formatPath(i.path),
-      message:
-        i.path.length === 0 && i.message.startsWith("Expected {") ? "must be a JSON object" : i.message,
-    })),
-  )
-  const first = issues[0]
-  const where = first?.path ? `${first.path}: ` : "request body "
-  return new InvalidRequest({
-    message: first ? `Invalid request: ${where}${first.message}` : "Invalid request.",
-    ...(first?.path ? { param: first.path } : {}),
-    issues,
-  })
-}
-
-const isJson = (contentType: string) => /^application\/([\w.-]+\+)?json\b/i.test(contentType.trim())
-
-/** Refuses bodies that are too large or not JSON before anything reads them. */
-const checkBody = (
-  request: HttpServerRequest.HttpServerRequest,
-  maxBodyBytes: number,
-  pathname: string,
-): Option.Option<PayloadTooLarge | UnsupportedMediaType> => {
-  const length = Number(request.headers["content-length"] ?? "0")
-  if (length > maxBodyBytes)
-    return Option.some(new PayloadTooLarge({ message: `Request body exceeds ${maxBodyBytes} bytes.` }))
-  const hasBody = length > 0 || request.headers["transfer-encoding"] !== undefined
-  const contentType = request.headers["content-type"]
-  if (hasBody && contentType !== undefined && !RAW_BODY_ROUTES.has(pathname) && !isJson(contentType))
-    return Option.some(
-      new UnsupportedMediaType({ message: `Content-Type must be application/json, not ${contentType}.` }),
-    )
-  return Option.none()
-}
+  return yield* failure
+})
 
 const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) && u._tag === "RequestError"
 
@@ -134,11 +38,14 @@ const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) &&
 const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const { maxBodyBytes } = yield* AppConfig
+    const { maxBodyBytes, adminToken } = yield* AppConfig
     const pathname = new URL(request.url, "http://localhost").pathname
+    // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
+    if (allowedMethods(pathname, Option.isSome(adminToken)).length === 0) return yield* app
     const refused = checkBody(request, maxBodyBytes, pathname)
     if (Option.isSome(refused)) return yield* refused.value
-    return yield* app
+    const bounded = yield* boundChunkedBody(request, maxBodyBytes)
+    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, bounded)
   }).pipe(
     Effect.catchAllCause((cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
@@ -148,10 +55,7 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
       if (typeof error === "object" && error !== null && "_tag" in error) {
         if (error._tag === "HttpApiDecodeError")
           return Effect.fail(invalidRequest(error as HttpApiError.HttpApiDecodeError))
-        if (error._tag === "RouteNotFound")
-          return Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) =>
-            Effect.fail(routeFailure(req.method, new URL(req.url, "http://localhost").pathname)),
-          )
+        if (error._tag === "RouteNotFound") return notRouted
         if (isRequestDecodeError(error))
           return Effect.fail(new InvalidJson({ message: "Request body is not valid JSON." }))
       }
@@ -194,7 +98,12 @@ const respond = (app: HttpApp.Default): HttpApp.Default =>
 /** Outermost middleware: counts the request as in flight until its response is sent. */
 export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default =>
   Effect.acquireUseRelease(
-    Effect.sync(() => void (inFlight += 1)),
+    Effect.sync(() => {
+      inFlight += 1
+    }),
     () => respond(app),
-    () => Effect.sync(() => void (inFlight -= 1)),
+    () =>
+      Effect.sync(() => {
+        inFlight -= 1
+      }),
   )

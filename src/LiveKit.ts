@@ -98,24 +98,46 @@ const make = (settings: LiveKitSettings): LiveKitService => {
       }),
     )
 
-  return {
-    clientUrl: toClientUrl(settings.url),
-    createRoom: (spec) =>
-      call("CreateRoom", () =>
-        rooms.createRoom({
+  const deleteRoom = (name: string) =>
+    call("DeleteRoom", () => rooms.deleteRoom(name)).pipe(
+      Effect.catchIf(
+        (error) => error.status === 404,
+        () => Effect.void,
+      ),
+    )
+
+  const createRoom = (spec: RoomSpec) =>
+    Effect.suspend(() => {
+      let request: Promise<unknown> | undefined
+      // A request given up on (timed out) may still create the room: once it has, delete it, so a
+      // failed createRoom leaves no room behind. A request that failed outright created nothing.
+      const deleteIfCreatedLate = Effect.suspend(() =>
+        request === undefined
+          ? Effect.void
+          : Effect.tryPromise(() => request as Promise<unknown>).pipe(
+              Effect.zipRight(deleteRoom(spec.name)),
+              Effect.ignore,
+              Effect.forkDaemon,
+            ),
+      )
+      return call("CreateRoom", () => {
+        request = rooms.createRoom({
           name: spec.name,
           emptyTimeout: spec.emptyTimeoutSeconds,
           maxParticipants: spec.maxParticipants,
           metadata: spec.metadata,
-        }),
-      ).pipe(Effect.asVoid),
-    deleteRoom: (name) =>
-      call("DeleteRoom", () => rooms.deleteRoom(name)).pipe(
-        Effect.catchIf(
-          (error) => error.status === 404,
-          () => Effect.void,
-        ),
-      ),
+        })
+        return request
+      }).pipe(
+        Effect.asVoid,
+        Effect.tapError(() => deleteIfCreatedLate),
+      )
+    })
+
+  return {
+    clientUrl: toClientUrl(settings.url),
+    createRoom,
+    deleteRoom,
     participantToken: (grant) =>
       Effect.promise(() => {
         const token = new AccessToken(settings.apiKey, apiSecret, {

@@ -1,9 +1,10 @@
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
 import { toUnix } from "./Domain/Envelope.ts"
 import {
+  VoiceAgentNotFound,
   VoiceGeminiEphemeralFailed,
   VoiceLiveKitFailed,
   VoiceResultExtractionFailed,
@@ -51,6 +52,16 @@ const ttlTooShort = (cap: number, ttl: number) =>
 const notFound = (id: string) =>
   new VoiceSessionNotFound({ message: `No voice session with id ${id}.`, param: "id" })
 
+/**
+ * Runs `self` on a fiber of its own and waits for it. A caller that is interrupted (the client
+ * disconnects) only stops waiting: the work runs to its end — no room without a row, no claimed
+ * session left `completing` — and, unlike under `Effect.uninterruptible` (whose interruption also
+ * reaches every child fiber, and which keeps `Effect.timeout` from interrupting anything), every
+ * upstream timeout inside it still fires.
+ */
+const detached = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.forkDaemon(self), Fiber.join)
+
 const make = Effect.gen(function* () {
   const repo = yield* SessionsRepo
   const agents = yield* Agents
@@ -64,7 +75,14 @@ const make = Effect.gen(function* () {
       const ttl = input.ttl_seconds ?? DEFAULT_TTL_SECONDS
       if (input.max_duration_seconds !== undefined && input.max_duration_seconds > ttl)
         return yield* ttlTooShort(input.max_duration_seconds, ttl)
-      const agent = yield* agents.findActive(orgId, input.agent_id)
+      const agent = yield* agents.findActive(orgId, input.agent_id).pipe(
+        // The field the client sent is `agent_id`, not a path `id`.
+        Effect.mapError((e) =>
+          e._tag === "VoiceAgentNotFound"
+            ? new VoiceAgentNotFound({ message: e.message, param: "agent_id" })
+            : e,
+        ),
+      )
       const cap = input.max_duration_seconds ?? agent.behaviors.max_duration_seconds ?? null
       if (cap !== null && cap > ttl) return yield* ttlTooShort(cap, ttl)
 
@@ -144,7 +162,7 @@ const make = Effect.gen(function* () {
           max_duration_seconds: cap,
         }
       }).pipe(Effect.onError(() => undoRoom))
-    }).pipe(Effect.uninterruptible)
+    }).pipe(detached)
 
   const get = (orgId: OrgId, id: SessionId) =>
     Effect.flatMap(repo.find(orgId, id), (row) =>
@@ -183,31 +201,38 @@ const make = Effect.gen(function* () {
 
   /** Runs extraction for a claimed row and records the outcome; waiters everywhere are woken. */
   const finishClaimed = (row: SessionRow) =>
-    Effect.gen(function* () {
-      const transcript = row.transcript ?? []
-      const agent = yield* agents
-        .row(row.org_id, row.agent_id)
-        .pipe(Effect.catchTag("VoiceAgentNotFound", Effect.die))
-      const at = toUnix(new Date(yield* Clock.currentTimeMillis))
-      const outcome: Outcome = yield* extract(agent, transcript).pipe(
-        Effect.provideService(Gemini, gemini),
-        Effect.provideService(AppConfig, config),
-        Effect.map(
-          (x): Outcome => ({ status: "completed", results: x.results, warnings: x.warnings, errors: [] }),
-        ),
-        Effect.catchTag("GeminiExtractionError", (e) =>
-          Effect.succeed<Outcome>({
-            status: "failed",
-            results: null,
-            warnings: [],
-            errors: [{ at, code: "voice_result_extraction_failed", message: e.message }],
-          }),
-        ),
-      )
-      const finished = yield* repo.finish(row.id, row.claimed_at ?? new Date(0), outcome)
-      yield* hub.publish(row.id)
-      return Option.getOrElse(finished, () => row)
-    })
+    detached(
+      Effect.gen(function* () {
+        const transcript = row.transcript ?? []
+        const agent = yield* agents
+          .row(row.org_id, row.agent_id)
+          .pipe(Effect.catchTag("VoiceAgentNotFound", Effect.die))
+        const outcome: Outcome = yield* extract(agent, transcript).pipe(
+          Effect.provideService(Gemini, gemini),
+          Effect.provideService(AppConfig, config),
+          Effect.map(
+            (x): Outcome => ({ status: "completed", results: x.results, warnings: x.warnings, errors: [] }),
+          ),
+          Effect.catchTag("GeminiExtractionError", (e) =>
+            // Stamped when the extraction gave up, which can be up to its whole retry budget later.
+            Effect.map(
+              Clock.currentTimeMillis,
+              (now): Outcome => ({
+                status: "failed",
+                results: null,
+                warnings: [],
+                errors: [
+                  { at: toUnix(new Date(now)), code: "voice_result_extraction_failed", message: e.message },
+                ],
+              }),
+            ),
+          ),
+        )
+        const finished = yield* repo.finish(row.id, row.claimed_at ?? new Date(0), outcome)
+        yield* hub.publish(row.id)
+        return Option.getOrElse(finished, () => row)
+      }),
+    )
 
   const complete = (orgId: OrgId, id: SessionId, input: CompleteSession) =>
     Effect.gen(function* () {
@@ -227,14 +252,14 @@ const make = Effect.gen(function* () {
               : `Voice session ${id} is ${row.status}; only an active session can be completed.`,
         })
       }
-      // The transcript is stored; from here the outcome is recorded even if the caller goes away.
-      const row = yield* Effect.uninterruptible(finishClaimed(claimed.value))
+      // The transcript is stored; the outcome is recorded even if the caller has gone away.
+      const row = yield* finishClaimed(claimed.value)
       if (row.status === "failed")
         return yield* new VoiceResultExtractionFailed({
           message: `Result extraction failed: ${row.error_log.at(-1)?.message ?? "upstream error"}. The transcript is kept.`,
         })
       return toSession(row)
-    })
+    }).pipe(detached)
 
   return { start, read, complete, finishClaimed }
 })

@@ -371,6 +371,7 @@ describe("admin API", () => {
         ["GET", `/admin/v1/orgs/${orgId}/api_keys`, undefined],
         ["DELETE", `/admin/v1/api_keys/${orgId}`, undefined],
         ["POST", "/admin/v1/orgs", "{not json"],
+        ["GET", "/admin/v1/orgs", undefined],
       ] as const) {
         for (const headers of [ADMIN, {}]) {
           const res = await plain.fetchRaw(path, {

@@ -130,10 +130,29 @@ describe("malformed requests", () => {
     await expectError(res, 413, "payload_too_large", "invalid_request_error")
   })
 
-  // BUG (src/Http.ts, checkBody): the limit is only checked against Content-Length, so a chunked body
-  // (no Content-Length) of any size is read and processed. Flip to `test` once Http.ts enforces it
-  // while reading the body.
-  test.failing("a chunked body over MAX_BODY_BYTES → 413 payload_too_large", async () => {
+  test("a chunked body within MAX_BODY_BYTES is read as usual", async () => {
+    const { apiKey, orgId } = await server.newTenant()
+    const payload = new TextEncoder().encode(JSON.stringify({ name: "chunked", instructions: "ok" }))
+    const stream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(payload.slice(0, 10))
+        controller.enqueue(payload.slice(10))
+        controller.close()
+      },
+    })
+    const res = await server.fetchRaw(AGENTS, {
+      method: "POST",
+      apiKey,
+      headers: { "content-type": "application/json" },
+      body: stream,
+      duplex: "half",
+    } as RequestInit)
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { data: { name: string } }).data.name).toBe("chunked")
+    expect(await agentCount(orgId)).toBe(1)
+  })
+
+  test("a chunked body over MAX_BODY_BYTES → 413 payload_too_large", async () => {
     const { apiKey, orgId } = await server.newTenant()
     const payload = new TextEncoder().encode(
       JSON.stringify({ name: "x", instructions: "a".repeat(4 * MAX_BODY_BYTES) }),
@@ -186,7 +205,10 @@ describe("routing", () => {
       const res = await server.fetchRaw(path, { method, apiKey })
       const error = await expectError(res, 405, "method_not_allowed", "invalid_request_error")
       expect(error.message).toContain(method)
+      expect(res.headers.get("allow")).toBeTruthy()
     }
+    const res = await server.fetchRaw(AGENTS, { method: "PUT", apiKey })
+    expect(res.headers.get("allow")).toBe("POST, GET")
   })
 
   test("an incoming X-Request-Id is echoed on errors too", async () => {

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { Voice } from "./Agent.ts"
-import { IntBetween, IntParam, JsonObject, strict, Text } from "./Fields.ts"
+import { IntBetween, IntParam, JsonObject, Num, object, Str, strict, Text } from "./Fields.ts"
 import { AgentId, SessionId } from "./Ids.ts"
 
 export const SessionStatus = Schema.Literal("active", "completing", "completed", "failed", "expired")
@@ -10,7 +10,7 @@ export const TERMINAL: ReadonlySet<SessionStatus> = new Set(["completed", "faile
 export const Participant = Schema.Struct({
   identity: Text(1, 256),
   name: Schema.optional(Text(0, 256)),
-}).annotations(strict)
+}).annotations({ ...strict, ...object })
 export type Participant = typeof Participant.Type
 
 export const StartSession = Schema.Struct({
@@ -20,7 +20,7 @@ export const StartSession = Schema.Struct({
   ttl_seconds: Schema.optional(IntBetween(60, 3600)),
   max_duration_seconds: Schema.optional(IntBetween(60, 1800)),
   voice: Schema.optional(Voice),
-}).annotations({ ...strict, identifier: "StartVoiceSession" })
+}).annotations({ ...strict, ...object, identifier: "StartVoiceSession" })
 export type StartSession = typeof StartSession.Type
 
 export const SessionStarted = Schema.Struct({
@@ -37,23 +37,28 @@ export const SessionStarted = Schema.Struct({
 
 export const TranscriptEntry = Schema.Struct({
   role: Schema.Literal("agent", "user"),
-  text: Schema.String.pipe(
+  text: Str.pipe(
     Schema.minLength(1, { message: () => "must not be empty" }),
     Schema.maxLength(32_000, { message: () => "must be at most 32000 characters" }),
   ),
   timestamp: Schema.optional(
-    Schema.Int.pipe(Schema.nonNegative({ message: () => "must be an integer ≥ 0" })),
+    Num.pipe(
+      Schema.int({ message: () => "must be an integer ≥ 0" }),
+      Schema.nonNegative({ message: () => "must be an integer ≥ 0" }),
+    ),
   ),
-}).annotations(strict)
+}).annotations({ ...strict, ...object })
 export type TranscriptEntry = typeof TranscriptEntry.Type
 
 export const CompleteSession = Schema.Struct({
-  transcript: Schema.Array(TranscriptEntry).pipe(
-    Schema.minItems(1, { message: () => "must have at least 1 entry" }),
-    Schema.maxItems(5000, { message: () => "must have at most 5000 entries" }),
-  ),
+  transcript: Schema.Array(TranscriptEntry)
+    .annotations({ message: () => "must be an array of transcript entries" })
+    .pipe(
+      Schema.minItems(1, { message: () => "must have at least 1 entry" }),
+      Schema.maxItems(5000, { message: () => "must have at most 5000 entries" }),
+    ),
   duration_seconds: Schema.optional(IntBetween(0, 86_400)),
-}).annotations({ ...strict, identifier: "CompleteVoiceSession" })
+}).annotations({ ...strict, ...object, identifier: "CompleteVoiceSession" })
 export type CompleteSession = typeof CompleteSession.Type
 
 export const ErrorLogEntry = Schema.Struct({ at: Schema.Int, code: Schema.String, message: Schema.String })

@@ -20,7 +20,8 @@ export const sweepOnce = Effect.gen(function* () {
     const stale = yield* repo.reclaimStale(COMPLETION_LEASE_SECONDS)
     if (Option.isNone(stale)) break
     yield* Effect.logWarning(`retrying the completion of session ${stale.value.id} after a lost lease`)
-    yield* Effect.uninterruptible(sessions.finishClaimed(stale.value))
+    // Detached inside: shutting down stops this wait, not the completion (a lost one is re-swept).
+    yield* sessions.finishClaimed(stale.value)
     retried += 1
   }
   return { expired: expired.length, retried }
