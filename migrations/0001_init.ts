@@ -49,7 +49,6 @@ export default Effect.gen(function* () {
       status text NOT NULL CHECK (status IN ('active', 'completing', 'completed', 'failed', 'expired')),
       participant jsonb NOT NULL,
       context jsonb,
-      voice jsonb,
       system_instruction text NOT NULL,
       transcript jsonb,
       results jsonb,

@@ -1,4 +1,4 @@
-import { Config, Context, Effect, Layer, LogLevel, Option, Redacted } from "effect"
+import { Config, ConfigError, Context, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
 
 /** Default Gemini models; overridable with GEMINI_LIVE_MODEL / GEMINI_EXTRACTION_MODEL. */
 export const DEFAULT_LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
@@ -15,6 +15,29 @@ const optionalString = (name: string) =>
 
 const optionalSecret = (name: string) =>
   Config.redacted(name).pipe(Config.option, Config.map(Option.filter((s) => Redacted.value(s).trim() !== "")))
+
+const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None,
+}
+
+const logLevel = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) => {
+      const level = LOG_LEVELS[raw.trim().toLowerCase()]
+      return level
+        ? Either.right(level)
+        : Either.left(ConfigError.InvalidData([], `must be one of ${Object.keys(LOG_LEVELS).join(", ")}`))
+    }),
+  )
 
 const config = Config.all({
   port: Config.port("PORT").pipe(Config.withDefault(8787)),
@@ -40,7 +63,7 @@ const config = Config.all({
     Config.withDefault(3600),
     Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
   ),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.literal("pretty", "json")("LOG_FORMAT").pipe(Config.option),
 })
 

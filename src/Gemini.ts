@@ -54,7 +54,6 @@ export interface GeminiSettings {
 const DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 const CONSTRAINED_LIVE_PATH =
   "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
-const MAX_NEW_SESSION_WINDOW_SECONDS = 60
 
 /** The SDK builds this URL in `live.connect` for `auth_tokens/` keys (plus `?access_token=`). */
 export const liveConstrainedUrl = (baseUrl: string | undefined) => {
@@ -87,15 +86,16 @@ const make = (settings: GeminiSettings): GeminiService => {
   const mintLiveToken = (spec: LiveTokenSpec) =>
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
-      const newSessionSeconds = Math.min(spec.ttlSeconds, MAX_NEW_SESSION_WINDOW_SECONDS)
+      // The token is "valid for the ttl window": a client may open its one session any time in it.
+      const expireTime = new Date(now + spec.ttlSeconds * 1000).toISOString()
       const token = yield* Effect.tryPromise({
         try: (signal) =>
           tokensAi.authTokens.create({
             config: {
               abortSignal: signal,
               uses: 1,
-              expireTime: new Date(now + spec.ttlSeconds * 1000).toISOString(),
-              newSessionExpireTime: new Date(now + newSessionSeconds * 1000).toISOString(),
+              expireTime,
+              newSessionExpireTime: expireTime,
               liveConnectConstraints: {
                 model: settings.liveModel,
                 config: {

@@ -189,7 +189,10 @@ const make = Effect.gen(function* () {
               Effect.timeout(Duration.millis(left)),
               Effect.option,
             )
-            return Option.isSome(fired) ? Option.none() : Option.some(yield* get(orgId, id))
+            // A change means re-read and maybe wait again; a timeout or shutdown answers with the state now.
+            return Option.isSome(fired) && fired.value === "changed"
+              ? Option.none()
+              : Option.some(yield* get(orgId, id))
           }),
         )
         if (Option.isSome(woke)) return woke.value

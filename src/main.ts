@@ -1,9 +1,10 @@
 import { HttpServer } from "@effect/platform"
 import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
-import { ConfigError, Effect, Layer, Logger, Option } from "effect"
+import { ConfigError, Effect, Layer, Logger, Option, Schedule } from "effect"
 import { ServerLive } from "./App.ts"
 import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
 import { AppConfig } from "./Config.ts"
+import { inFlightRequests } from "./Http.ts"
 import { CompletionHub } from "./Sessions/CompletionHub.ts"
 import { SqlLive } from "./Sql.ts"
 import { UpstreamsLive } from "./Upstreams.ts"
@@ -45,10 +46,32 @@ const Announce = Layer.effectDiscard(
   }),
 )
 
-const MainLive = Announce.pipe(
+/**
+ * Built after the server, so released before it: on SIGTERM, long-polls are answered with their
+ * current state and in-flight requests get up to 8 s to finish before the server and pool close.
+ */
+const Drain = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const hub = yield* CompletionHub
+    yield* Effect.addFinalizer(() =>
+      hub.close.pipe(
+        Effect.zipRight(
+          Effect.sync(inFlightRequests).pipe(
+            Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("20 millis") }),
+            Effect.timeout("8 seconds"),
+            Effect.ignore,
+          ),
+        ),
+      ),
+    )
+  }),
+)
+
+const MainLive = Layer.merge(Announce, Drain).pipe(
   Layer.provideMerge(ServerLive),
   Layer.provideMerge(HttpServerLive),
-  Layer.provide([UpstreamsLive, CompletionHub.Live]),
+  Layer.provide(UpstreamsLive),
+  Layer.provideMerge(CompletionHub.Live),
   Layer.provideMerge(SqlLive),
   Layer.provide(LoggerLive),
   Layer.provideMerge(AppConfig.Live),

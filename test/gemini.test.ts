@@ -81,8 +81,8 @@ describe("Gemini ephemeral tokens", () => {
     expect(body.uses).toBe(1)
     const expire = Date.parse(body.expireTime)
     expect(Math.abs(expire - (before + 600_000))).toBeLessThan(5_000)
-    expect(Date.parse(body.newSessionExpireTime)).toBeLessThanOrEqual(expire)
-    expect(Date.parse(body.newSessionExpireTime) - before).toBeLessThanOrEqual(65_000)
+    // A client may open its one session any time within the ttl window.
+    expect(body.newSessionExpireTime).toBe(body.expireTime)
     expect(body.bidiGenerateContentSetup).toEqual({
       model: "models/gemini-live-test",
       generationConfig: {
@@ -97,9 +97,11 @@ describe("Gemini ephemeral tokens", () => {
     expect(body.fieldMask).toBeUndefined()
   })
 
-  test("a short ttl caps the new-session window at the ttl", async () => {
-    await run((gemini) => gemini.mintLiveToken({ ...tokenSpec, ttlSeconds: 30 }))
+  test("the token expires with the ttl", async () => {
+    const before = Date.now()
+    await run((gemini) => gemini.mintLiveToken({ ...tokenSpec, ttlSeconds: 90 }))
     const body = local.requests[0].body as { expireTime: string; newSessionExpireTime: string }
+    expect(Math.abs(Date.parse(body.expireTime) - (before + 90_000))).toBeLessThan(5_000)
     expect(body.newSessionExpireTime).toBe(body.expireTime)
   })
 

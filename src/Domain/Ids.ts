@@ -1,6 +1,7 @@
 import { Schema } from "effect"
+import { Str } from "./Fields.ts"
 
-const Uuid = Schema.UUID.annotations({ message: () => "must be a UUID" })
+const Uuid = Schema.compose(Str, Schema.UUID.annotations({ message: () => "must be a UUID" }))
 
 export const OrgId = Uuid.pipe(Schema.brand("OrgId"))
 export type OrgId = typeof OrgId.Type

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { Voice } from "./Agent.ts"
-import { IntBetween, IntParam, JsonObject, Num, object, Str, strict, Text } from "./Fields.ts"
+import { IntBetween, IntParam, JsonObject, Num, object, optional, Str, strict, Text } from "./Fields.ts"
 import { AgentId, SessionId } from "./Ids.ts"
 
 export const SessionStatus = Schema.Literal("active", "completing", "completed", "failed", "expired")
@@ -9,17 +9,17 @@ export const TERMINAL: ReadonlySet<SessionStatus> = new Set(["completed", "faile
 
 export const Participant = Schema.Struct({
   identity: Text(1, 256),
-  name: Schema.optional(Text(0, 256)),
+  name: optional(Text(0, 256)),
 }).annotations({ ...strict, ...object })
 export type Participant = typeof Participant.Type
 
 export const StartSession = Schema.Struct({
   agent_id: AgentId,
   participant: Participant,
-  context: Schema.optional(JsonObject(16_000)),
-  ttl_seconds: Schema.optional(IntBetween(60, 3600)),
-  max_duration_seconds: Schema.optional(IntBetween(60, 1800)),
-  voice: Schema.optional(Voice),
+  context: optional(JsonObject(16_000)),
+  ttl_seconds: optional(IntBetween(60, 3600)),
+  max_duration_seconds: optional(IntBetween(60, 1800)),
+  voice: optional(Voice),
 }).annotations({ ...strict, ...object, identifier: "StartVoiceSession" })
 export type StartSession = typeof StartSession.Type
 
@@ -41,7 +41,7 @@ export const TranscriptEntry = Schema.Struct({
     Schema.minLength(1, { message: () => "must not be empty" }),
     Schema.maxLength(32_000, { message: () => "must be at most 32000 characters" }),
   ),
-  timestamp: Schema.optional(
+  timestamp: optional(
     Num.pipe(
       Schema.int({ message: () => "must be an integer ≥ 0" }),
       Schema.nonNegative({ message: () => "must be an integer ≥ 0" }),
@@ -57,7 +57,7 @@ export const CompleteSession = Schema.Struct({
       Schema.minItems(1, { message: () => "must have at least 1 entry" }),
       Schema.maxItems(5000, { message: () => "must have at most 5000 entries" }),
     ),
-  duration_seconds: Schema.optional(IntBetween(0, 86_400)),
+  duration_seconds: optional(IntBetween(0, 86_400)),
 }).annotations({ ...strict, ...object, identifier: "CompleteVoiceSession" })
 export type CompleteSession = typeof CompleteSession.Type
 

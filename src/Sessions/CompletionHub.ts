@@ -10,23 +10,34 @@ export interface CompletionHubService {
    * instance, or a resync). Registered in the caller's scope, so it exists before the caller
    * re-reads the row and is removed when the caller stops waiting (timeout or disconnect).
    */
-  readonly subscribe: (sessionId: string) => Effect.Effect<Deferred.Deferred<void>, never, Scope.Scope>
+  readonly subscribe: (sessionId: string) => Effect.Effect<Deferred.Deferred<Wake>, never, Scope.Scope>
   /** Wakes the waiters of `sessionId` here and, through PostgreSQL NOTIFY, on every other instance. */
   readonly publish: (sessionId: string) => Effect.Effect<void>
   /** Wakes this instance's waiters only. */
   readonly wake: (sessionId: string) => Effect.Effect<void>
+  /** Shutdown: wakes every waiter with `closing`, and every later subscription fires at once. */
+  readonly close: Effect.Effect<void>
   /** How many requests on this instance are waiting on `sessionId` right now (observability, tests). */
   readonly waiting: (sessionId: string) => Effect.Effect<number>
 }
 
+/** Why a waiter woke: its session may have changed, or this instance is shutting down. */
+export type Wake = "changed" | "closing"
+
 /** In-memory waiters: one Deferred per waited-on session, shared by everyone waiting on it. */
 const makeLocal = () => {
-  const waiting = new Map<string, { signal: Deferred.Deferred<void>; count: number }>()
+  const waiting = new Map<string, { signal: Deferred.Deferred<Wake>; count: number }>()
+  let closing = false
 
   const subscribe = (sessionId: string) =>
     Effect.acquireRelease(
       Effect.gen(function* () {
-        const entry = waiting.get(sessionId) ?? { signal: yield* Deferred.make<void>(), count: 0 }
+        if (closing)
+          return {
+            signal: yield* Deferred.make<Wake>().pipe(Effect.tap((d) => Deferred.succeed(d, "closing"))),
+            count: 1,
+          }
+        const entry = waiting.get(sessionId) ?? { signal: yield* Deferred.make<Wake>(), count: 0 }
         entry.count += 1
         waiting.set(sessionId, entry)
         return entry
@@ -38,19 +49,25 @@ const makeLocal = () => {
         }),
     ).pipe(Effect.map((entry) => entry.signal))
 
-  const wake = (sessionId: string) =>
+  const wakeWith = (sessionId: string, why: Wake) =>
     Effect.suspend(() => {
       const entry = waiting.get(sessionId)
       if (entry === undefined) return Effect.void
       waiting.delete(sessionId)
-      return Deferred.succeed(entry.signal, undefined)
+      return Deferred.succeed(entry.signal, why)
     })
+  const wake = (sessionId: string) => wakeWith(sessionId, "changed")
 
   const wakeAll = Effect.suspend(() => Effect.forEach([...waiting.keys()], wake, { discard: true }))
 
+  const close = Effect.suspend(() => {
+    closing = true
+    return Effect.forEach([...waiting.keys()], (id) => wakeWith(id, "closing"), { discard: true })
+  })
+
   const count = (sessionId: string) => Effect.sync(() => waiting.get(sessionId)?.count ?? 0)
 
-  return { subscribe, wake, wakeAll, waiting: count }
+  return { subscribe, wake, wakeAll, close, waiting: count }
 }
 
 export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
@@ -62,8 +79,8 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     CompletionHub,
     Effect.gen(function* () {
       const local = makeLocal()
-      yield* Effect.addFinalizer(() => local.wakeAll)
-      return { subscribe: local.subscribe, wake: local.wake, publish: local.wake, waiting: local.waiting }
+      yield* Effect.addFinalizer(() => local.close)
+      return { ...local, publish: local.wake }
     }),
   )
 
@@ -78,7 +95,7 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
       const local = makeLocal()
-      yield* Effect.addFinalizer(() => local.wakeAll)
+      yield* Effect.addFinalizer(() => local.close)
       yield* listen(pg.config, (sessionId) => Effect.runFork(local.wake(sessionId))).pipe(
         Effect.tap(() => local.wakeAll),
         Effect.flatten,
@@ -95,7 +112,7 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
             Effect.catchAll((e) => Effect.logWarning("could not notify other instances", e)),
           ),
         )
-      return { subscribe: local.subscribe, wake: local.wake, publish, waiting: local.waiting }
+      return { ...local, publish }
     }),
   )
 }
