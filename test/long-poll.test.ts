@@ -1,5 +1,6 @@
 /** GET /sessions/:id?wait_for_completion=true: woken by the completion hub, bounded, released on disconnect. */
 import { afterAll, beforeAll, expect, test } from "bun:test"
+import { startServer, type TestServer } from "./support/server.ts"
 import {
   activeSession,
   completeSession,
@@ -11,8 +12,7 @@ import {
   sessionRow,
   TRANSCRIPT,
   waiters,
-} from "./session-fixtures.ts"
-import { startServer, type TestServer } from "./support/server.ts"
+} from "./support/sessions.ts"
 
 let s: TestServer
 beforeAll(async () => {

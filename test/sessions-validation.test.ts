@@ -1,5 +1,6 @@
 /** Request bounds of the session routes, both sides of every bound (SPEC §3, §6). */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test"
+import { startServer, type TestServer } from "./support/server.ts"
 import {
   activeSession,
   call,
@@ -13,8 +14,7 @@ import {
   sessionCount,
   sessionRow,
   startSession,
-} from "./session-fixtures.ts"
-import { startServer, type TestServer } from "./support/server.ts"
+} from "./support/sessions.ts"
 
 let s: TestServer
 beforeAll(async () => {

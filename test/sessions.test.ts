@@ -5,6 +5,7 @@ import { TokenVerifier } from "livekit-server-sdk"
 import { DEFAULT_EXTRACTION_MODEL, DEFAULT_LIVE_MODEL } from "../src/Config.ts"
 import { VoiceAgentNotFound, VoiceSessionNotActive, VoiceSessionNotFound } from "../src/Domain/Errors.ts"
 import type { AgentId, SessionId } from "../src/Domain/Ids.ts"
+import { failure, startServer, type TestServer } from "./support/server.ts"
 import {
   activeSession,
   call,
@@ -21,8 +22,7 @@ import {
   startSession,
   TRANSCRIPT,
   UNKNOWN_ID,
-} from "./session-fixtures.ts"
-import { failure, startServer, type TestServer } from "./support/server.ts"
+} from "./support/sessions.ts"
 
 let s: TestServer
 /** A server whose upstream calls time out after 300 ms. */

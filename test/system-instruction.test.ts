@@ -4,6 +4,7 @@ import {
   type SystemInstructionInput,
   sessionInstruction,
 } from "../src/Agents/SystemInstruction.ts"
+import { salesQualifier as sales } from "./support/fixtures.ts"
 
 const minimal: SystemInstructionInput = {
   name: "Minimal",
@@ -13,30 +14,7 @@ const minimal: SystemInstructionInput = {
   behaviors: {},
 }
 
-// The "Sales Qualifier" example from the Pi voice-agents reference.
-const salesQualifier: SystemInstructionInput = {
-  name: "Sales Qualifier",
-  language: "en-US",
-  purpose: "Qualify inbound sales leads",
-  instructions:
-    "You are a friendly sales assistant. Your goal is to understand the prospect's needs and budget before connecting them to the sales team.",
-  questions: [
-    {
-      key: "company_size",
-      ask: "How many employees does your company have?",
-      type: "enum",
-      options: ["1-10", "11-50", "51-200", "201-1000", "1000+"],
-    },
-    { key: "budget_usd", ask: "What is your approximate monthly budget in USD?", type: "number", min: 0 },
-  ],
-  behaviors: {
-    tone: "friendly",
-    max_duration_seconds: 600,
-    speaking_pace: "normal",
-    require_all_questions: true,
-    closing_message: "Great, I'll connect you with our team shortly.",
-  },
-}
+const salesQualifier: SystemInstructionInput = sales
 
 const everyBehavior: SystemInstructionInput = {
   name: "Clinic Intake",

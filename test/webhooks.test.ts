@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { createHash } from "node:crypto"
 import { AccessToken, type WebhookEventNames } from "livekit-server-sdk"
+import { startServer, type TestServer } from "./support/server.ts"
 import {
   activeSession,
   completeSession,
@@ -14,8 +15,7 @@ import {
   TRANSCRIPT,
   UNKNOWN_ID,
   webhookEvents,
-} from "./session-fixtures.ts"
-import { startServer, type TestServer } from "./support/server.ts"
+} from "./support/sessions.ts"
 
 let s: TestServer
 beforeAll(async () => {

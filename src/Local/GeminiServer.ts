@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { Effect } from "effect"
+import { faultQueue } from "./Faults.ts"
 
 export type GeminiMethod = "auth_tokens" | "generateContent"
 
@@ -318,20 +319,12 @@ const route = (path: string): { method: GeminiMethod | "unknown"; version: strin
 export const startLocalGemini = (options: { readonly apiKey?: string | undefined } = {}): LocalGemini => {
   const apiKey = options.apiKey ?? "parley-local-gemini-key"
   const requests: Array<{ -readonly [K in keyof LocalGeminiRequest]: LocalGeminiRequest[K] }> = []
-  let faults: Array<{ fault: GeminiFault; remaining: number }> = []
-
-  const takeFault = (method: string) => {
-    const entry = faults.find((f) => f.fault.method === undefined || f.fault.method === method)
-    if (!entry) return undefined
-    entry.remaining -= 1
-    if (entry.remaining <= 0) faults = faults.filter((f) => f !== entry)
-    return entry.fault
-  }
+  const faults = faultQueue<GeminiFault>()
 
   const answer = async (request: Request, url: URL, body: unknown) => {
     const { method, version, model } = route(url.pathname)
     if (request.method !== "POST" || method === "unknown") return googleError(404, "Not found")
-    const fault = takeFault(method)
+    const fault = faults.take(method)
     if (fault?.delayMs) await sleep(fault.delayMs)
     if (fault?.body !== undefined) {
       return new Response(fault.body, {
@@ -378,11 +371,9 @@ export const startLocalGemini = (options: { readonly apiKey?: string | undefined
     url: `http://127.0.0.1:${server.port}`,
     apiKey,
     requests,
-    inject: (fault) => {
-      faults.push({ fault, remaining: fault.times ?? Number.POSITIVE_INFINITY })
-    },
+    inject: faults.inject,
     clear: () => {
-      faults = []
+      faults.clear()
       requests.length = 0
     },
     stop: () => server.stop(true),

@@ -14,6 +14,7 @@ import {
   WebhookEvent,
   type WebhookEventNames,
 } from "livekit-server-sdk"
+import { faultQueue } from "./Faults.ts"
 
 export type RoomServiceMethod = "CreateRoom" | "DeleteRoom" | "ListRooms" | "ListParticipants"
 
@@ -153,15 +154,7 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
   const verifier = new TokenVerifier(apiKey, apiSecret)
   const rooms = new Map<string, LocalRoom>()
   const requests: Array<{ method: string; status: number }> = []
-  let faults: Array<{ fault: LiveKitFault; remaining: number }> = []
-
-  const takeFault = (method: string) => {
-    const entry = faults.find((f) => f.fault.method === undefined || f.fault.method === method)
-    if (!entry) return undefined
-    entry.remaining -= 1
-    if (entry.remaining <= 0) faults = faults.filter((f) => f !== entry)
-    return entry.fault
-  }
+  const faults = faultQueue<LiveKitFault>()
 
   const authorize = async (request: Request, method: RoomServiceMethod, body: Json) => {
     const header = request.headers.get("authorization") ?? ""
@@ -222,7 +215,7 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
         return response
       }
       if (request.method !== "POST" || !match) return respond(twirpError(404, "no such method"))
-      const fault = takeFault(method)
+      const fault = faults.take(method)
       if (fault?.delayMs) await sleep(fault.delayMs)
       if (fault && (fault.status !== undefined || fault.body !== undefined)) {
         const status = fault.status ?? 200
@@ -297,11 +290,9 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
     webhookApiSecret,
     rooms,
     requests,
-    inject: (fault) => {
-      faults.push({ fault, remaining: fault.times ?? Number.POSITIVE_INFINITY })
-    },
+    inject: faults.inject,
     clear: () => {
-      faults = []
+      faults.clear()
       requests.length = 0
     },
     signWebhook,

@@ -1,8 +1,8 @@
 /** Shared helpers for the HTTP-level session, long-poll and webhook tests. */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
-import type { TestServer } from "./support/server.ts"
+import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
+import type { TestServer } from "./server.ts"
 
 export type Json = Record<string, unknown>
 
