@@ -1,7 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
-import { connect, createServer, type Socket } from "node:net"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Redacted } from "effect"
@@ -14,6 +13,7 @@ import {
   stopEmbeddedPostgresSync,
 } from "../src/Sql.ts"
 import { freshDatabaseUrl, sqlLayerFor, TestSqlLayer, testPostgres } from "./support/db.ts"
+import { proxy } from "./support/proxy.ts"
 
 const run = <A, E>(
   effect: Effect.Effect<A, E, SqlClient.SqlClient>,
@@ -29,39 +29,6 @@ const tables = Effect.flatMap(
 ).pipe(Effect.map((rows) => rows.map((r) => r.table_name).sort()))
 
 const appTables = ["agents", "api_keys", "organizations", "sessions", "webhook_events"]
-
-/** TCP forwarder to the test server, so a test can make "the database" hang or vanish. */
-const proxy = async (targetPort: number) => {
-  const sockets = new Set<Socket>()
-  let mode: "forward" | "hang" = "forward"
-  const server = createServer((client) => {
-    sockets.add(client)
-    client.on("error", () => {})
-    if (mode === "hang") return
-    const upstream = connect(targetPort, "127.0.0.1")
-    sockets.add(upstream)
-    upstream.on("error", () => client.destroy())
-    client.pipe(upstream).pipe(client)
-  })
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done))
-  const address = server.address()
-  const port = typeof address === "object" && address ? address.port : 0
-  const dropAll = () => {
-    for (const s of sockets) s.destroy()
-    sockets.clear()
-  }
-  return {
-    port,
-    hang: () => {
-      mode = "hang"
-      dropAll()
-    },
-    close: () => {
-      server.close()
-      dropAll()
-    },
-  }
-}
 
 describe("SqlLive", () => {
   test("runs migrations against DATABASE_URL", async () => {

@@ -225,7 +225,9 @@ export const orUnavailable = <A, E extends { readonly _tag: string; readonly cau
       const outage = typeof code !== "string" || /^(08|57P|53)/.test(code) || code.startsWith("E")
       return outage
         ? Effect.zipRight(
-            Effect.logError("database unavailable", e.cause),
+            Effect.logError(
+              `database unavailable: ${e.cause instanceof Error ? e.cause.message : String(code)}`,
+            ),
             Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." })),
           )
         : Effect.die(e)

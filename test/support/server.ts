@@ -12,12 +12,19 @@ import { sqlLayerFor, testDatabaseUrl } from "./db.ts"
 
 export const ADMIN_TOKEN = "test-admin-token"
 
+/** `overrides.databaseUrl` points the server at another database (the shared test one otherwise). */
 export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
   const config = AppConfig.layer({ adminToken: Option.some(Redacted.make(ADMIN_TOKEN)), ...overrides })
   const layer = ServerLive.pipe(
     Layer.provideMerge(BunHttpServer.layer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
     Layer.provideMerge(Layer.merge(UpstreamsLive, CompletionHub.Live)),
-    Layer.provideMerge(sqlLayerFor(await testDatabaseUrl())),
+    Layer.provideMerge(
+      sqlLayerFor(
+        overrides.databaseUrl && Option.isSome(overrides.databaseUrl)
+          ? Redacted.value(overrides.databaseUrl.value)
+          : await testDatabaseUrl(),
+      ),
+    ),
     Layer.provideMerge(config),
     Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
   )
