@@ -47,6 +47,24 @@ const agentCount = (orgId: string) =>
   )
 
 describe("malformed requests", () => {
+  test("NUL characters (which PostgreSQL cannot store) → 400 invalid_request, never a 5xx", async () => {
+    const { apiKey, orgId } = await server.newTenant()
+    for (const [param, body] of [
+      ["name", { name: "a\u0000b", instructions: "x" }],
+      ["metadata.k", { name: "a", instructions: "x", metadata: { k: "v\u0000" } }],
+      ["metadata.k\u0000", { name: "a", instructions: "x", metadata: { "k\u0000": "v" } }],
+      [
+        "output_schema_strict",
+        { name: "a", instructions: "x", output_schema_strict: { type: "object", title: "\u0000" } },
+      ],
+    ] as const) {
+      const res = await server.fetchRaw(AGENTS, { method: "POST", apiKey, body: JSON.stringify(body) })
+      const error = await expectError(res, 400, "invalid_request", "invalid_request_error")
+      expect(error.param).toBe(param)
+    }
+    expect(await agentCount(orgId)).toBe(0)
+  })
+
   test("malformed JSON → 400 invalid_json, nothing written", async () => {
     const { apiKey, orgId } = await server.newTenant()
     for (const body of ['{"name": "x",', "{name: 'x'}", "not json", '{"a":1}}']) {

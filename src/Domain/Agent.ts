@@ -120,7 +120,7 @@ export const Voice = Schema.Struct({
 export type Voice = typeof Voice.Type
 
 export const Metadata = Schema.Record({
-  key: Schema.String,
+  key: Str,
   value: Str.pipe(Schema.maxLength(500, { message: () => "must be at most 500 characters" })),
 })
   .annotations(object)

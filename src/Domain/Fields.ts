@@ -9,7 +9,12 @@ import { Schema } from "effect"
 export const optional = <S extends Schema.Schema.All>(schema: S) =>
   Schema.optionalWith(schema, { exact: true })
 
-export const Str = Schema.String.annotations({ message: () => "must be a string" })
+/** PostgreSQL text and jsonb cannot hold U+0000, so no accepted string may contain it. */
+const NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+
+export const Str = Schema.String.annotations({ message: () => "must be a string" }).pipe(
+  Schema.filter((s) => !s.includes("\u0000") || NUL_MESSAGE),
+)
 export const Bool = Schema.Boolean.annotations({ message: () => "must be true or false" })
 export const Num = Schema.Number.annotations({ message: () => "must be a number" })
 
@@ -99,9 +104,11 @@ export const JsonObject = (max: number) =>
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
     .annotations(object)
     .pipe(
-      Schema.filter((o) =>
-        JSON.stringify(o).length <= max ? undefined : `serialized length must be at most ${max} characters`,
-      ),
+      Schema.filter((o) => {
+        const json = JSON.stringify(o)
+        if (json.length > max) return `serialized length must be at most ${max} characters`
+        return json.includes("\\u0000") ? NUL_MESSAGE : undefined
+      }),
     )
 
 /** Unknown fields are rejected and every issue is reported. */
