@@ -340,4 +340,23 @@ describe("long-poll", () => {
     expect(stored?.results).toEqual({ budget: 3, company: null })
     await runtime.dispose()
   })
+
+  test("the sweeper forgets webhook event ids past their retention, and keeps recent ones", async () => {
+    const { runtime } = setup()
+    const left = await runtime.runPromise(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const old = `evt_old_${crypto.randomUUID()}`
+        const recent = `evt_new_${crypto.randomUUID()}`
+        yield* sql`INSERT INTO webhook_events (event_id, event, received_at)
+          VALUES (${old}, 'room_finished', now() - interval '8 days'), (${recent}, 'room_finished', now())`
+        yield* sweepOnce
+        const rows = yield* sql<{ event_id: string }>`
+          SELECT event_id FROM webhook_events WHERE event_id IN (${old}, ${recent})`
+        return rows.map((r) => r.event_id.slice(0, 8))
+      }),
+    )
+    expect(left).toEqual(["evt_new_"])
+    await runtime.dispose()
+  })
 })

@@ -114,6 +114,11 @@ const make = Effect.gen(function* () {
           ORDER BY claimed_at LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING *`).pipe(first),
 
+    /** Event ids older than LiveKit's redelivery window are no longer needed for deduplication. */
+    pruneEvents: (olderThanSeconds: number) =>
+      orUnavailable(sql`
+        DELETE FROM webhook_events WHERE received_at < now() - make_interval(secs => ${olderThanSeconds})`),
+
     /** Webhook bookkeeping, deduplicated by event id, in one transaction. */
     recordEvent: (
       eventId: string,

@@ -7,7 +7,10 @@ import { SessionsRepo } from "./Repo.ts"
 /** A `completing` claim older than this belongs to an instance that died mid-extraction. */
 export const COMPLETION_LEASE_SECONDS = 120
 
-/** One pass: expire overdue active sessions, then retry stale completions one by one. */
+/** Webhook event ids are kept this long for deduplication (LiveKit redelivers within minutes). */
+export const WEBHOOK_EVENT_RETENTION_SECONDS = 7 * 24 * 3600
+
+/** One pass: expire overdue active sessions, retry stale completions one by one, prune old event ids. */
 export const sweepOnce = Effect.gen(function* () {
   const repo = yield* SessionsRepo
   const hub = yield* CompletionHub
@@ -24,6 +27,7 @@ export const sweepOnce = Effect.gen(function* () {
     yield* sessions.finishClaimed(stale.value)
     retried += 1
   }
+  yield* repo.pruneEvents(WEBHOOK_EVENT_RETENTION_SECONDS)
   return { expired: expired.length, retried }
 })
 
