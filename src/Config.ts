@@ -101,5 +101,3 @@ export class AppConfig extends Context.Tag("Parley/AppConfig")<AppConfig, AppCon
   static readonly layer = (overrides: Partial<AppConfigShape> = {}) =>
     Layer.succeed(AppConfig, AppConfig.defaults(overrides))
 }
-
-export const loadConfig = Effect.flatMap(AppConfig, Effect.succeed)
