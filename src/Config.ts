@@ -13,6 +13,18 @@ const positiveInt = (name: string, fallback: number) =>
 const optionalString = (name: string) =>
   Config.string(name).pipe(Config.option, Config.map(Option.filter((s) => s.trim() !== "")))
 
+/** An optional absolute URL with one of `protocols`. */
+const optionalUrl = (name: string, protocols: ReadonlyArray<string>) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}`,
+      validation: (raw) =>
+        raw.trim() === "" || (URL.canParse(raw) && protocols.includes(new URL(raw).protocol)),
+    }),
+    Config.option,
+    Config.map(Option.filter((s) => s.trim() !== "")),
+  )
+
 const optionalSecret = (name: string) =>
   Config.redacted(name).pipe(Config.option, Config.map(Option.filter((s) => Redacted.value(s).trim() !== "")))
 
@@ -45,13 +57,13 @@ const config = Config.all({
   databaseUrl: optionalSecret("DATABASE_URL"),
   dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(".data")),
   adminToken: optionalSecret("ADMIN_TOKEN"),
-  livekitUrl: optionalString("LIVEKIT_URL"),
+  livekitUrl: optionalUrl("LIVEKIT_URL", ["wss:", "ws:", "https:", "http:"]),
   livekitApiKey: optionalString("LIVEKIT_API_KEY"),
   livekitApiSecret: optionalSecret("LIVEKIT_API_SECRET"),
   livekitWebhookApiKey: optionalString("LIVEKIT_WEBHOOK_API_KEY"),
   livekitWebhookApiSecret: optionalSecret("LIVEKIT_WEBHOOK_API_SECRET"),
   geminiApiKey: optionalSecret("GEMINI_API_KEY"),
-  geminiBaseUrl: optionalString("GEMINI_BASE_URL"),
+  geminiBaseUrl: optionalUrl("GEMINI_BASE_URL", ["https:", "http:"]),
   geminiLiveModel: Config.string("GEMINI_LIVE_MODEL").pipe(Config.withDefault(DEFAULT_LIVE_MODEL)),
   geminiExtractionModel: Config.string("GEMINI_EXTRACTION_MODEL").pipe(
     Config.withDefault(DEFAULT_EXTRACTION_MODEL),

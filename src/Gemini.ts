@@ -51,6 +51,9 @@ export interface GeminiSettings {
   readonly retryBaseDelayMs?: number | undefined
 }
 
+/** What one extraction may spend on the model, retries included (SPEC §6: ≤ 30 s in all). */
+export const EXTRACTION_BUDGET_MS = 30_000
+
 const DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 const CONSTRAINED_LIVE_PATH =
   "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
@@ -74,7 +77,7 @@ const make = (settings: GeminiSettings): GeminiService => {
   // Ephemeral auth tokens exist only under v1alpha; the SDK's default version is v1.
   const tokensAi = new GoogleGenAI({ apiKey, httpOptions: { ...httpOptions, apiVersion: "v1alpha" } })
   const liveUrl = liveConstrainedUrl(settings.baseUrl)
-  const budgetMs = settings.extractionBudgetMs ?? 30_000
+  const budgetMs = settings.extractionBudgetMs ?? EXTRACTION_BUDGET_MS
   const baseDelayMs = settings.retryBaseDelayMs ?? 500
 
   // Upstream messages can echo request details; the key must never reach a log or a client.

@@ -8,9 +8,9 @@ import {
 } from "@effect/platform"
 import { Cause, Effect, Option } from "effect"
 import { AppConfig } from "./Config.ts"
-import { InternalError, InvalidJson, isApiError } from "./Domain/Errors.ts"
+import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
-import { boundChunkedBody, checkBody } from "./Http/Body.ts"
+import { boundChunkedBody, checkBody, prepareJsonBody } from "./Http/Body.ts"
 import { invalidRequest } from "./Http/Issues.ts"
 import { allowedMethods, routeFailure } from "./Http/Routes.ts"
 
@@ -38,6 +38,14 @@ const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) &&
 const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
+    if (draining) {
+      yield* HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.succeed(HttpServerResponse.setHeader(response, "connection", "close")),
+      )
+      return yield* new ServiceUnavailable({
+        message: "The server is shutting down; retry on another instance.",
+      })
+    }
     const { maxBodyBytes, adminToken } = yield* AppConfig
     const pathname = new URL(request.url, "http://localhost").pathname
     // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
@@ -45,7 +53,8 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
     const refused = checkBody(request, maxBodyBytes, pathname)
     if (Option.isSome(refused)) return yield* refused.value
     const bounded = yield* boundChunkedBody(request, maxBodyBytes)
-    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, bounded)
+    const prepared = yield* prepareJsonBody(bounded, pathname)
+    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, prepared)
   }).pipe(
     Effect.catchAllCause((cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
@@ -69,9 +78,15 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
 export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures, { withContext: true })
 
 let inFlight = 0
+let draining = false
 
 /** Requests being answered right now; shutdown waits for them to finish. */
 export const inFlightRequests = (): number => inFlight
+
+/** Shutdown has begun: new requests are refused with 503 so load balancers move on. */
+export const beginDraining = (): void => {
+  draining = true
+}
 
 /** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
 const respond = (app: HttpApp.Default): HttpApp.Default =>

@@ -109,12 +109,13 @@ const make = (settings: LiveKitSettings): LiveKitService => {
   const createRoom = (spec: RoomSpec) =>
     Effect.suspend(() => {
       let request: Promise<unknown> | undefined
-      // A request given up on (timed out) may still create the room: once it has, delete it, so a
-      // failed createRoom leaves no room behind. A request that failed outright created nothing.
+      // A request given up on may still have created the room on the server (even when the SDK's
+      // own abort rejected it), so once it has settled the room is deleted, whatever its outcome:
+      // a failed createRoom leaves no room behind. Deleting a room that does not exist is a no-op.
       const deleteIfCreatedLate = Effect.suspend(() =>
         request === undefined
           ? Effect.void
-          : Effect.tryPromise(() => request as Promise<unknown>).pipe(
+          : Effect.promise(() => (request as Promise<unknown>).catch(() => undefined)).pipe(
               Effect.zipRight(deleteRoom(spec.name)),
               Effect.ignore,
               Effect.forkDaemon,

@@ -1,4 +1,4 @@
-import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Schedule } from "effect"
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
@@ -231,7 +231,29 @@ const make = Effect.gen(function* () {
             ),
           ),
         )
-        const finished = yield* repo.finish(row.id, row.claimed_at ?? new Date(0), outcome)
+        const claimedAt = row.claimed_at ?? new Date(0)
+        const finished = yield* repo.finish(row.id, claimedAt, outcome).pipe(
+          // A database blip must not strand the transcript in `completing` while the client retries.
+          Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
+          // An outcome that cannot be stored (a bug) still ends the session, as failed.
+          Effect.catchAllDefect((defect) =>
+            Effect.zipRight(
+              Effect.logError("could not store an extraction outcome", defect),
+              repo.finish(row.id, claimedAt, {
+                status: "failed",
+                results: null,
+                warnings: [],
+                errors: [
+                  {
+                    at: toUnix(new Date()),
+                    code: "internal_error",
+                    message: "the result could not be stored",
+                  },
+                ],
+              }),
+            ),
+          ),
+        )
         yield* hub.publish(row.id)
         return Option.getOrElse(finished, () => row)
       }),
@@ -256,7 +278,9 @@ const make = Effect.gen(function* () {
         })
       }
       // The transcript is stored; the outcome is recorded even if the caller has gone away.
-      const row = yield* finishClaimed(claimed.value)
+      const finished = yield* finishClaimed(claimed.value)
+      // Not terminal only when another instance took the claim over: answer with its outcome.
+      const row = TERMINAL.has(finished.status) ? finished : yield* waitForTerminal(orgId, id, 60)
       if (row.status === "failed")
         return yield* new VoiceResultExtractionFailed({
           message: `Result extraction failed: ${row.error_log.at(-1)?.message ?? "upstream error"}. The transcript is kept.`,

@@ -267,6 +267,8 @@ export const startEmbeddedPostgres = (
     ),
     ({ stop, handle }) =>
       Effect.promise(stop).pipe(
+        // finalizers are uninterruptible: without this the timeout could never fire
+        Effect.interruptible,
         Effect.timeout("10 seconds"),
         Effect.catchAll(() => Effect.sync(() => stopEmbeddedPostgresSync(handle.dir))),
       ),

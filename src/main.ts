@@ -4,7 +4,7 @@ import { ConfigError, Effect, Layer, Logger, Option, Schedule } from "effect"
 import { ServerLive } from "./App.ts"
 import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
 import { AppConfig } from "./Config.ts"
-import { inFlightRequests } from "./Http.ts"
+import { beginDraining, inFlightRequests } from "./Http.ts"
 import { CompletionHub } from "./Sessions/CompletionHub.ts"
 import { SqlLive } from "./Sql.ts"
 import { UpstreamsLive } from "./Upstreams.ts"
@@ -39,25 +39,28 @@ const Announce = Layer.effectDiscard(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const server = yield* HttpServer.HttpServer
-    const apiKey = yield* bootstrapLocalKey
+    const localKey = yield* bootstrapLocalKey
     const port = server.address._tag === "TcpAddress" ? server.address.port : config.port
     const host = config.host === "0.0.0.0" ? "localhost" : config.host
-    yield* Effect.sync(() => console.log(banner(`http://${host}:${port}`, apiKey, config.dataDir)))
+    yield* Effect.sync(() => console.log(banner(`http://${host}:${port}`, localKey)))
   }),
 )
 
 /**
- * Built after the server, so released before it: on SIGTERM, long-polls are answered with their
- * current state and in-flight requests get up to 8 s to finish before the server and pool close.
+ * Built after the server, so released before it: on SIGTERM new requests (and /readyz) get 503,
+ * long-polls are answered with their current state, and in-flight requests get up to 8 s to finish
+ * before the server and the pool close.
  */
 const Drain = Layer.scopedDiscard(
   Effect.gen(function* () {
     const hub = yield* CompletionHub
     yield* Effect.addFinalizer(() =>
-      hub.close.pipe(
+      Effect.sync(beginDraining).pipe(
+        Effect.zipRight(hub.close),
         Effect.zipRight(
           Effect.sync(inFlightRequests).pipe(
             Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("20 millis") }),
+            Effect.interruptible, // finalizers are uninterruptible: let the timeout fire
             Effect.timeout("8 seconds"),
             Effect.ignore,
           ),
@@ -77,12 +80,18 @@ const MainLive = Layer.merge(Announce, Drain).pipe(
   Layer.provideMerge(AppConfig.Live),
 )
 
+/** Startup failures end the process with one readable line, never a stack trace. */
+const startupFailure = (error: unknown) =>
+  Effect.sync(() => {
+    console.error(
+      ConfigError.isConfigError(error)
+        ? `Invalid configuration: ${String(error).replace(/^\(|\)$/g, "")}`
+        : `Startup failed: ${error instanceof Error || (typeof error === "object" && error !== null && "message" in error) ? String((error as { message: unknown }).message) : String(error)}`,
+    )
+    process.exit(1)
+  })
+
 Layer.launch(MainLive).pipe(
-  Effect.catchIf(ConfigError.isConfigError, (error) =>
-    Effect.sync(() => {
-      console.error(`Invalid configuration: ${String(error).replace(/^\(|\)$/g, "")}`)
-      process.exit(1)
-    }),
-  ),
+  Effect.catchAll(startupFailure),
   BunRuntime.runMain({ disablePrettyLogger: true }),
 )

@@ -45,7 +45,8 @@ test("a lost listener connection wakes local waiters and reconnects", async () =
     a.runPromise(
       Effect.flatMap(
         SqlClient.SqlClient,
-        (sql) => sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'`,
+        (sql) =>
+          sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'parley-listener'`,
       ),
     ),
   ).pipe(Effect.asVoid)

@@ -76,14 +76,62 @@ describe("malformed requests", () => {
     expect(await agentCount(orgId)).toBe(0)
   })
 
-  test("an empty JSON body → 400 invalid_json", async () => {
-    const { apiKey } = await server.newTenant()
+  test("a missing body is read as {}: the missing required fields are named", async () => {
+    const { apiKey, orgId } = await server.newTenant()
     const res = await server.fetchRaw(AGENTS, {
       method: "POST",
       apiKey,
       headers: { "content-type": "application/json" },
     })
-    await expectError(res, 400, "invalid_json", "invalid_request_error")
+    const error = await expectError(res, 400, "invalid_request", "invalid_request_error")
+    expect((error.issues as Array<{ path: string }>).map((i) => i.path).sort()).toEqual([
+      "instructions",
+      "name",
+    ])
+    const patch = await server.fetchRaw(`${AGENTS}/${crypto.randomUUID()}`, { method: "PATCH", apiKey })
+    expect((await expectError(patch, 400, "invalid_request", "invalid_request_error")).message).toContain(
+      "at least one field",
+    )
+    expect(await agentCount(orgId)).toBe(0)
+  })
+
+  test("a body larger in shape than anything the API accepts is refused before validation", async () => {
+    const roomy = await startServer()
+    const { apiKey, orgId } = await roomy.newTenant()
+    const many = JSON.stringify({
+      name: "a",
+      instructions: "b",
+      questions: Array.from({ length: 6000 }, () => ({})),
+    })
+    const res = await fetch(`${roomy.baseUrl}${AGENTS}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: many,
+    })
+    const error = await expectError(res, 400, "invalid_request", "invalid_request_error")
+    expect(error.param).toBe("questions")
+    expect(error.issues).toHaveLength(1)
+    let deep: unknown = 1
+    for (let i = 0; i < 10_000; i++) deep = [deep]
+    const nested = await fetch(`${roomy.baseUrl}${AGENTS}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "a", instructions: "b", metadata: { a: deep } }),
+    })
+    expect((await expectError(nested, 400, "invalid_request", "invalid_request_error")).message).toContain(
+      "nested",
+    )
+    // many small mistakes: the report stays short
+    const bad = Array.from({ length: 64 }, () => ({ key: "1", ask: "", type: "x" }))
+    const report = await roomy.fetchRaw(AGENTS, {
+      method: "POST",
+      apiKey,
+      body: JSON.stringify({ name: "a", instructions: "b", questions: bad }),
+    })
+    const reported = await expectError(report, 400, "invalid_request", "invalid_request_error")
+    expect(reported.issues as unknown[]).toHaveLength(50)
+    expect(await agentCount(orgId)).toBe(0)
+    await roomy.dispose()
   })
 
   test("malformed JSON on PATCH → 400 invalid_json", async () => {

@@ -9,12 +9,37 @@ import { Schema } from "effect"
 export const optional = <S extends Schema.Schema.All>(schema: S) =>
   Schema.optionalWith(schema, { exact: true })
 
-/** PostgreSQL text and jsonb cannot hold U+0000, so no accepted string may contain it. */
-const NUL_MESSAGE = "must not contain NUL characters (\\u0000)"
+/** A lone UTF-16 surrogate: not Unicode text, and PostgreSQL's jsonb rejects it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** Why PostgreSQL could not store `s` as text or jsonb (U+0000, lone surrogates), or undefined. */
+const unstorable = (s: string): string | undefined => {
+  if (s.includes("\u0000")) return "must not contain NUL characters (\\u0000)"
+  if (LONE_SURROGATE.test(s)) return "must be valid Unicode (no unpaired surrogates)"
+  return undefined
+}
 
 export const Str = Schema.String.annotations({ message: () => "must be a string" }).pipe(
-  Schema.filter((s) => !s.includes("\u0000") || NUL_MESSAGE),
+  Schema.filter((s) => unstorable(s)),
 )
+
+const MAX_JSON_DEPTH = 32
+
+/**
+ * Why an arbitrary JSON value cannot be stored faithfully: nesting deeper than 32 levels, numbers
+ * JSON cannot carry (1e400 parses to Infinity and would come back as null), unstorable strings.
+ */
+export const jsonProblem = (value: unknown, depth = 0): string | undefined => {
+  if (typeof value === "string") return unstorable(value)
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : "numbers must be finite"
+  if (typeof value !== "object" || value === null) return undefined
+  if (depth >= MAX_JSON_DEPTH) return `must not be nested deeper than ${MAX_JSON_DEPTH} levels`
+  for (const [key, child] of Object.entries(value)) {
+    const problem = (Array.isArray(value) ? undefined : unstorable(key)) ?? jsonProblem(child, depth + 1)
+    if (problem !== undefined) return problem
+  }
+  return undefined
+}
 export const Bool = Schema.Boolean.annotations({ message: () => "must be true or false" })
 export const Num = Schema.Number.annotations({ message: () => "must be a number" })
 
@@ -105,9 +130,11 @@ export const JsonObject = (max: number) =>
     .annotations(object)
     .pipe(
       Schema.filter((o) => {
-        const json = JSON.stringify(o)
-        if (json.length > max) return `serialized length must be at most ${max} characters`
-        return json.includes("\\u0000") ? NUL_MESSAGE : undefined
+        const problem = jsonProblem(o)
+        if (problem !== undefined) return problem
+        return JSON.stringify(o).length <= max
+          ? undefined
+          : `serialized length must be at most ${max} characters`
       }),
     )
 

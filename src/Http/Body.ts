@@ -1,6 +1,6 @@
 import { HttpServerRequest } from "@effect/platform"
 import { Effect, Option } from "effect"
-import { PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
+import { InvalidRequest, PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
 
 /** Routes whose bodies are not application/json (LiveKit posts `application/webhook+json`). */
 const RAW_BODY_ROUTES = new Set(["/api/v1/voice/webhooks/livekit"])
@@ -58,4 +58,62 @@ export const boundChunkedBody = (request: HttpServerRequest.HttpServerRequest, m
     return HttpServerRequest.fromWeb(
       new Request(source.url, { method: source.method, headers, body: Buffer.concat(chunks) }),
     )
+  })
+
+/** The largest array (a transcript) and object the API accepts anywhere, and the deepest nesting. */
+const MAX_ITEMS = 5000
+const MAX_KEYS = 5000
+const MAX_DEPTH = 64
+
+/**
+ * Where a parsed body is larger than anything the API accepts, checked before schema validation so
+ * that a small body of many tiny items cannot make validation (and its error report) expensive.
+ */
+const shapeProblem = (body: unknown): { path: string; message: string } | undefined => {
+  const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: body, path: "", depth: 0 }]
+  while (stack.length > 0) {
+    const { value, path, depth } = stack.pop()!
+    if (typeof value !== "object" || value === null) continue
+    if (depth > MAX_DEPTH) return { path, message: `must not be nested deeper than ${MAX_DEPTH} levels` }
+    if (Array.isArray(value)) {
+      if (value.length > MAX_ITEMS) return { path, message: `must have at most ${MAX_ITEMS} items` }
+      value.forEach((v, i) => stack.push({ value: v, path: `${path}[${i}]`, depth: depth + 1 }))
+    } else {
+      const entries = Object.entries(value)
+      if (entries.length > MAX_KEYS) return { path, message: `must have at most ${MAX_KEYS} keys` }
+      for (const [k, v] of entries)
+        stack.push({ value: v, path: path ? `${path}.${k}` : k, depth: depth + 1 })
+    }
+  }
+  return undefined
+}
+
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"])
+
+/**
+ * JSON bodies, before the endpoint decodes them: a missing body is read as `{}` (so a POST whose
+ * fields are all optional needs none, and a missing required field is named), and a body larger in
+ * shape than anything the API accepts is refused at once.
+ */
+export const prepareJsonBody = (request: HttpServerRequest.HttpServerRequest, pathname: string) =>
+  Effect.gen(function* () {
+    if (!BODY_METHODS.has(request.method) || RAW_BODY_ROUTES.has(pathname)) return request
+    const length = request.headers["content-length"]
+    if ((length === undefined || length === "0") && request.headers["transfer-encoding"] === undefined) {
+      const source = request.source
+      if (!(source instanceof Request)) return request
+      const headers = new Headers(source.headers)
+      headers.set("content-type", "application/json")
+      return HttpServerRequest.fromWeb(
+        new Request(source.url, { method: source.method, headers, body: "{}" }),
+      )
+    }
+    const problem = shapeProblem(yield* request.json)
+    if (problem !== undefined)
+      return yield* new InvalidRequest({
+        message: `Invalid request: ${problem.path || "request body"}: ${problem.message}`,
+        ...(problem.path ? { param: problem.path } : {}),
+        issues: [problem],
+      })
+    return request
   })

@@ -119,19 +119,25 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
 
 class ListenerLost extends Data.TaggedError("ListenerLost")<{ readonly cause: unknown }> {}
 
+/** How often the idle LISTEN connection proves it is alive (a silently dropped one sends no event). */
+const HEARTBEAT = "30 seconds"
+
 /**
  * Holds a connection that has run LISTEN for the scope and returns an effect that fails when that
- * connection is lost (unlike `PgClient.listen`, whose stream never ends when its connection dies).
+ * connection is lost (unlike `PgClient.listen`, whose stream never ends when its connection dies):
+ * on an error or end event, or when a heartbeat query does not answer in time.
  */
 const listen = (config: PgClient.PgClientConfig, onPayload: (payload: string) => void) =>
   Effect.gen(function* () {
     const lost = yield* Deferred.make<never, ListenerLost>()
-    yield* Effect.acquireRelease(
+    const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
           const client = new pg.Client({
             connectionString: config.url ? Redacted.value(config.url) : undefined,
             connectionTimeoutMillis: 5000,
+            keepAlive: true,
+            application_name: "parley-listener",
           })
           client.on("error", (cause) => Deferred.unsafeDone(lost, Exit.fail(new ListenerLost({ cause }))))
           client.on("end", () =>
@@ -140,13 +146,28 @@ const listen = (config: PgClient.PgClientConfig, onPayload: (payload: string) =>
           client.on("notification", (message) => {
             if (message.channel === CHANNEL && message.payload) onPayload(message.payload)
           })
-          await client.connect()
-          await client.query(`LISTEN ${CHANNEL}`)
-          return client
+          try {
+            await client.connect()
+            await client.query(`LISTEN ${CHANNEL}`)
+            return client
+          } catch (cause) {
+            await client.end().catch(() => undefined)
+            throw cause
+          }
         },
         catch: (cause) => new ListenerLost({ cause }),
       }),
-      (client) => Effect.promise(() => client.end().catch(() => undefined)).pipe(Effect.timeoutOption(1000)),
+      (client) =>
+        Effect.promise(() => client.end().catch(() => undefined)).pipe(
+          Effect.interruptible, // finalizers are uninterruptible: let the timeout fire
+          Effect.timeoutOption(1000),
+        ),
+    )
+    yield* Effect.tryPromise(() => client.query("SELECT 1")).pipe(
+      Effect.timeout("5 seconds"),
+      Effect.repeat(Schedule.spaced(HEARTBEAT)),
+      Effect.catchAll((cause) => Deferred.fail(lost, new ListenerLost({ cause }))),
+      Effect.forkScoped,
     )
     return Deferred.await(lost)
   })

@@ -4,7 +4,7 @@ import { AppConfig } from "../Config.ts"
 import { enumOptions } from "../Domain/Agent.ts"
 import { violations } from "../Domain/JsonSchema.ts"
 import type { TranscriptEntry } from "../Domain/Session.ts"
-import { Gemini } from "../Gemini.ts"
+import { EXTRACTION_BUDGET_MS, Gemini, GeminiExtractionError } from "../Gemini.ts"
 
 export interface Extracted {
   readonly results: Readonly<Record<string, unknown>>
@@ -64,7 +64,10 @@ const prompt = (agent: AgentRow, transcript: ReadonlyArray<TranscriptEntry>): st
 
 const parseObject = (text: string): Option.Option<Record<string, unknown>> => {
   try {
-    const value: unknown = JSON.parse(text)
+    // PostgreSQL cannot store U+0000; a model that emits it loses those characters, not the result.
+    const value: unknown = JSON.parse(text, (_key, v) =>
+      typeof v === "string" ? v.replaceAll("\u0000", "") : v,
+    )
     return typeof value === "object" && value !== null && !Array.isArray(value)
       ? Option.some(value as Record<string, unknown>)
       : Option.none()
@@ -95,7 +98,19 @@ export const extract = (agent: AgentRow, transcript: ReadonlyArray<TranscriptEnt
       responseSchema: schema,
     }
     const ask = Effect.map(gemini.generateJson(request), parseObject)
-    const parsed = yield* Effect.flatMap(ask, (first) => (Option.isSome(first) ? Effect.succeed(first) : ask))
+    const parsed = yield* Effect.flatMap(ask, (first) =>
+      Option.isSome(first) ? Effect.succeed(first) : ask,
+    ).pipe(
+      // the retry for unparseable output shares the one budget
+      Effect.timeoutFail({
+        duration: EXTRACTION_BUDGET_MS,
+        onTimeout: () =>
+          new GeminiExtractionError({
+            message: "extraction did not finish within its time budget",
+            retryable: false,
+          }),
+      }),
+    )
     if (Option.isNone(parsed))
       return {
         results: {},
