@@ -71,4 +71,5 @@ export default Effect.gen(function* () {
       event text NOT NULL,
       received_at timestamptz NOT NULL DEFAULT now()
     )`
+  yield* sql`CREATE INDEX webhook_events_received_idx ON webhook_events (received_at)`
 })

@@ -38,7 +38,7 @@ export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive).pipe
 /** Serves the API, /openapi.json and /docs on whatever HttpServer is provided. */
 export const ServerLive = HttpApiBuilder.serve(requestLifecycle).pipe(
   Layer.provide([
-    HttpApiScalar.layer({ path: "/docs" }),
+    HttpApiScalar.layer({ path: "/docs", scalar: { withDefaultFonts: false } }),
     HttpApiBuilder.middlewareOpenApi(),
     ErrorMappingLive,
   ]),

@@ -5,9 +5,10 @@ export const DEFAULT_LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025
 export const DEFAULT_EXTRACTION_MODEL = "gemini-2.5-flash"
 
 const positiveInt = (name: string, fallback: number) =>
+  // validated before the default applies, so the error names the variable
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
     Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback),
   )
 
 const optionalString = (name: string) =>
@@ -72,8 +73,8 @@ const config = Config.all({
   requireRealUpstreams: Config.boolean("REQUIRE_REAL_UPSTREAMS").pipe(Config.withDefault(false)),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 16_777_216),
   sessionCompletionGraceSeconds: Config.integer("SESSION_COMPLETION_GRACE_SECONDS").pipe(
-    Config.withDefault(3600),
     Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
+    Config.withDefault(3600),
   ),
   logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.literal("pretty", "json")("LOG_FORMAT").pipe(Config.option),

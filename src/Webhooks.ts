@@ -16,7 +16,11 @@ const patches: Record<string, (e: LiveKitWebhookEvent) => (m: Metadata) => Metad
   participant_joined: (e) => (m) => ({
     ...m,
     livekit_room_sid: e.room?.sid ?? m.livekit_room_sid ?? null,
-    livekit_call_started_at: m.livekit_call_started_at ?? e.createdAt,
+    // the earliest join, whatever order LiveKit's deliveries arrive in
+    livekit_call_started_at:
+      typeof m.livekit_call_started_at === "number"
+        ? Math.min(m.livekit_call_started_at, e.createdAt)
+        : e.createdAt,
     livekit_last_participant_joined_at: e.createdAt,
     livekit_last_participant_identity: e.participant?.identity ?? null,
   }),

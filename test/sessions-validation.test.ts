@@ -71,7 +71,6 @@ describe("start body", () => {
       ["participant extra", { ...base, participant: { identity: "u", email: "a@b.c" } }, "participant.email"],
       ["context an array", { ...base, context: [1, 2] }, "context"],
       ["context a string", { ...base, context: "vip" }, "context"],
-      ["context null", { ...base, context: null }, "context"],
       ["context 16001", { ...base, context: contextOfLength(16_001) }, "context"],
       ["ttl 59", { ...base, ttl_seconds: 59 }, "ttl_seconds"],
       ["ttl 3601", { ...base, ttl_seconds: 3601 }, "ttl_seconds"],
@@ -108,6 +107,7 @@ describe("start body", () => {
       ["identity 1, empty name", { participant: { identity: "i", name: "" } }],
       ["context 16000", { participant: { identity: "u" }, context: contextOfLength(16_000) }],
       ["empty context", { participant: { identity: "u" }, context: {} }],
+      ["null context (same as none)", { participant: { identity: "u" }, context: null }],
       ["ttl 60, max 60", { participant: { identity: "u" }, ttl_seconds: 60, max_duration_seconds: 60 }],
       [
         "ttl 3600, max 1800",

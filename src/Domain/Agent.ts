@@ -13,6 +13,7 @@ import {
   Str,
   strict,
   Text,
+  unstorable,
 } from "./Fields.ts"
 import { AgentId } from "./Ids.ts"
 import { strictSchemaProblem } from "./JsonSchema.ts"
@@ -120,11 +121,20 @@ export const Voice = Schema.Struct({
 export type Voice = typeof Voice.Type
 
 export const Metadata = Schema.Record({
-  key: Str,
+  key: Schema.String,
   value: Str.pipe(Schema.maxLength(500, { message: () => "must be at most 500 characters" })),
 })
   .annotations(object)
-  .pipe(maxKeys(32))
+  .pipe(
+    maxKeys(32),
+    // checked here rather than by the key schema, which would report a bad key as "unexpected"
+    Schema.filter((record) =>
+      Object.keys(record).flatMap((key) => {
+        const problem = unstorable(key)
+        return problem === undefined ? [] : [{ path: [key], message: `key ${problem}` }]
+      }),
+    ),
+  )
 
 const configFields = {
   name: Text(1, 200),

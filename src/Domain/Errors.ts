@@ -210,24 +210,35 @@ export const wire = <A extends ApiErrorInstance>(
 export const isApiError = (u: unknown): u is ApiErrorInstance & { readonly _tag: string } =>
   typeof u === "object" && u !== null && "constructor" in u && "meta" in (u.constructor as object)
 
+/** No statement or transaction of this service legitimately takes longer. */
+const DATABASE_TIMEOUT_MS = 10_000
+
 /**
- * Database failures: a lost or refused connection is a 503 the client may retry; anything else
- * (a bad statement) is a bug and becomes a defect.
+ * Database failures: a lost, refused or unresponsive connection is a 503 the client may retry;
+ * anything else (a bad statement) is a bug and becomes a defect.
  */
 export const orUnavailable = <A, E extends { readonly _tag: string; readonly cause?: unknown }, R>(
   self: Effect.Effect<A, E, R>,
 ): Effect.Effect<A, Exclude<E, { readonly _tag: "SqlError" }> | ServiceUnavailable, R> =>
   Effect.catchIf(
-    self,
-    (e): e is Extract<E, { readonly _tag: "SqlError" }> => e._tag === "SqlError",
+    Effect.timeout(self, DATABASE_TIMEOUT_MS),
+    (e) => e._tag === "SqlError" || e._tag === "TimeoutException",
     (e) => {
       const code = (e.cause as { code?: unknown } | undefined)?.code
-      const outage = typeof code !== "string" || /^(08|57P|53)/.test(code) || code.startsWith("E")
+      const reason =
+        e._tag === "TimeoutException"
+          ? `no answer within ${DATABASE_TIMEOUT_MS} ms`
+          : e.cause instanceof Error
+            ? e.cause.message
+            : String(code)
+      const outage =
+        e._tag === "TimeoutException" ||
+        typeof code !== "string" ||
+        /^(08|57P|53)/.test(code) ||
+        code.startsWith("E")
       return outage
         ? Effect.zipRight(
-            Effect.logError(
-              `database unavailable: ${e.cause instanceof Error ? e.cause.message : String(code)}`,
-            ),
+            Effect.logError(`database unavailable: ${reason}`),
             Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." })),
           )
         : Effect.die(e)

@@ -13,7 +13,7 @@ export const optional = <S extends Schema.Schema.All>(schema: S) =>
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /** Why PostgreSQL could not store `s` as text or jsonb (U+0000, lone surrogates), or undefined. */
-const unstorable = (s: string): string | undefined => {
+export const unstorable = (s: string): string | undefined => {
   if (s.includes("\u0000")) return "must not contain NUL characters (\\u0000)"
   if (LONE_SURROGATE.test(s)) return "must be valid Unicode (no unpaired surrogates)"
   return undefined
@@ -145,7 +145,9 @@ export const strict = { parseOptions: { onExcessProperty: "error", errors: "all"
 export const IntParam = (min: number, max: number) =>
   Schema.compose(
     // plain decimal digits only: Number() would also take "0x10", "1e3" or " 5"
-    Str.pipe(Schema.pattern(/^[+-]?\d{1,16}$/, { message: () => "must be an integer" })),
+    Str.pipe(Schema.pattern(/^[+-]?\d{1,16}$/, { message: () => "must be an integer" })).annotations({
+      jsonSchema: { type: "integer", minimum: min, maximum: max },
+    }),
     Schema.NumberFromString,
   ).pipe(
     Schema.int({ message: () => "must be an integer" }),

@@ -16,7 +16,7 @@ export type Participant = typeof Participant.Type
 export const StartSession = Schema.Struct({
   agent_id: AgentId,
   participant: Participant,
-  context: optional(JsonObject(16_000)),
+  context: optional(Schema.NullOr(JsonObject(16_000))),
   ttl_seconds: optional(IntBetween(60, 3600)),
   max_duration_seconds: optional(IntBetween(60, 1800)),
   voice: optional(Voice),

@@ -1,5 +1,5 @@
 import { Api } from "../Api.ts"
-import { MethodNotAllowed, RouteNotFound } from "../Domain/Errors.ts"
+import { InvalidRequest, MethodNotAllowed, RouteNotFound } from "../Domain/Errors.ts"
 
 const routes = [
   ...Object.values(Api.groups).flatMap((group) =>
@@ -22,12 +22,15 @@ export const allowedMethods = (pathname: string, adminEnabled: boolean): Readonl
   ),
 ]
 
-/** Why the router found nothing: an unknown path (404) or a known path with another method (405). */
+/**
+ * Why the router found nothing: an unknown path (404), a known path with another method (405), or a
+ * fitting method on a path whose parameter could not be decoded, such as `%ZZ` (400).
+ */
 export const routeFailure = (method: string, pathname: string, adminEnabled: boolean) => {
   const allowed = allowedMethods(pathname, adminEnabled)
-  return allowed.length === 0
-    ? new RouteNotFound({ message: `No route for ${method} ${pathname}.` })
-    : new MethodNotAllowed({
-        message: `${method} is not allowed on ${pathname}; allowed: ${allowed.join(", ")}.`,
-      })
+  if (allowed.length === 0) return new RouteNotFound({ message: `No route for ${method} ${pathname}.` })
+  if (allowed.includes(method)) return new InvalidRequest({ message: `Malformed path ${pathname}.` })
+  return new MethodNotAllowed({
+    message: `${method} is not allowed on ${pathname}; allowed: ${allowed.join(", ")}.`,
+  })
 }
