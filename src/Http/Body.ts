@@ -77,7 +77,7 @@ const shapeProblem = (body: unknown): { path: string; message: string } | undefi
     if (depth > MAX_DEPTH) return { path, message: `must not be nested deeper than ${MAX_DEPTH} levels` }
     if (Array.isArray(value)) {
       if (value.length > MAX_ITEMS) return { path, message: `must have at most ${MAX_ITEMS} items` }
-      value.forEach((v, i) => stack.push({ value: v, path: `${path}[${i}]`, depth: depth + 1 }))
+      for (const [i, v] of value.entries()) stack.push({ value: v, path: `${path}[${i}]`, depth: depth + 1 })
     } else {
       const entries = Object.entries(value)
       if (entries.length > MAX_KEYS) return { path, message: `must have at most ${MAX_KEYS} keys` }
