@@ -1,4 +1,4 @@
-import { Config, ConfigError, Context, Effect, Either, Layer, LogLevel, Option, Redacted } from "effect"
+import { Config, ConfigError, Context, Either, Layer, LogLevel, Option, Redacted } from "effect"
 
 /** Default Gemini models; overridable with GEMINI_LIVE_MODEL / GEMINI_EXTRACTION_MODEL. */
 export const DEFAULT_LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
