@@ -1,0 +1,39 @@
+/** Two instances on one database behave as one service: a completion on one wakes a waiter on the other. */
+import { afterAll, beforeAll, expect, test } from "bun:test"
+import { startServer, type TestServer } from "./support/server.ts"
+import { activeSession, completeSession, data, getSession, TRANSCRIPT } from "./support/sessions.ts"
+
+let a: TestServer
+let b: TestServer
+beforeAll(async () => {
+  ;[a, b] = await Promise.all([startServer(), startServer()])
+})
+afterAll(() => Promise.all([a.dispose(), b.dispose()]))
+
+test("a long-poll on instance B returns as soon as the session is completed on instance A", async () => {
+  const { apiKey, sessionId } = await activeSession(a)
+  await Bun.sleep(300) // both listeners connected
+  const waiting = getSession(b, apiKey, sessionId, "?wait_for_completion=true&timeout_seconds=20")
+  await Bun.sleep(200)
+  const completed = await completeSession(a, apiKey, sessionId, {
+    transcript: TRANSCRIPT,
+    duration_seconds: 9,
+  })
+  expect(completed.status).toBe(200)
+  const doneAt = performance.now()
+  const woke = await waiting
+  expect(performance.now() - doneAt).toBeLessThan(1000)
+  expect(woke.status).toBe(200)
+  expect(woke.body.status).toBe("completed")
+  expect(data(woke)).toEqual(data(completed))
+})
+
+test("of concurrent completes spread over both instances exactly one wins", async () => {
+  const { apiKey, sessionId } = await activeSession(a)
+  const replies = await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      completeSession(i % 2 === 0 ? a : b, apiKey, sessionId, { transcript: TRANSCRIPT }),
+    ),
+  )
+  expect(replies.map((r) => r.status).sort()).toEqual([200, 409, 409, 409, 409, 409])
+})
