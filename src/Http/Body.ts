@@ -108,12 +108,14 @@ export const prepareJsonBody = (request: HttpServerRequest.HttpServerRequest, pa
         new Request(source.url, { method: source.method, headers, body: "{}" }),
       )
     }
-    const problem = shapeProblem(yield* request.json)
+    const body = yield* request.json
+    const problem = shapeProblem(body)
     if (problem !== undefined)
       return yield* new InvalidRequest({
         message: `Invalid request: ${problem.path || "request body"}: ${problem.message}`,
         ...(problem.path ? { param: problem.path } : {}),
         issues: [problem],
       })
-    return request
+    // The endpoint reads the body parsed here instead of parsing it a second time.
+    return Object.create(request, { json: { value: Effect.succeed(body) } }) as HttpServerRequest.HttpServerRequest
   })
