@@ -117,5 +117,7 @@ export const prepareJsonBody = (request: HttpServerRequest.HttpServerRequest, pa
         issues: [problem],
       })
     // The endpoint reads the body parsed here instead of parsing it a second time.
-    return Object.create(request, { json: { value: Effect.succeed(body) } }) as HttpServerRequest.HttpServerRequest
+    return Object.create(request, {
+      json: { value: Effect.succeed(body) },
+    }) as HttpServerRequest.HttpServerRequest
   })
