@@ -2,7 +2,7 @@ import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Sched
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
-import { toUnix } from "./Domain/Envelope.ts"
+import { nowSeconds, toUnix } from "./Domain/Envelope.ts"
 import {
   VoiceAgentNotFound,
   VoiceGeminiEphemeralFailed,
@@ -48,6 +48,13 @@ const ttlTooShort = (cap: number, ttl: number) =>
     message: `ttl_seconds (${ttl}) must be at least the call cap max_duration_seconds (${cap}).`,
     param: "ttl_seconds",
   })
+
+/** A failed outcome with one error-log entry stamped now. */
+const failed = (code: string, message: string) =>
+  Effect.map(
+    nowSeconds,
+    (at): Outcome => ({ status: "failed", results: null, warnings: [], errors: [{ at, code, message }] }),
+  )
 
 const notFound = (id: string) =>
   new VoiceSessionNotFound({ message: `No voice session with id ${id}.`, param: "id" })
@@ -216,19 +223,9 @@ const make = Effect.gen(function* () {
           Effect.map(
             (x): Outcome => ({ status: "completed", results: x.results, warnings: x.warnings, errors: [] }),
           ),
+          // Stamped when the extraction gave up, which can be up to its whole retry budget later.
           Effect.catchTag("GeminiExtractionError", (e) =>
-            // Stamped when the extraction gave up, which can be up to its whole retry budget later.
-            Effect.map(
-              Clock.currentTimeMillis,
-              (now): Outcome => ({
-                status: "failed",
-                results: null,
-                warnings: [],
-                errors: [
-                  { at: toUnix(new Date(now)), code: "voice_result_extraction_failed", message: e.message },
-                ],
-              }),
-            ),
+            failed("voice_result_extraction_failed", e.message),
           ),
         )
         const claimedAt = row.claimed_at ?? new Date(0)
@@ -239,18 +236,9 @@ const make = Effect.gen(function* () {
           Effect.catchAllDefect((defect) =>
             Effect.zipRight(
               Effect.logError("could not store an extraction outcome", defect),
-              repo.finish(row.id, claimedAt, {
-                status: "failed",
-                results: null,
-                warnings: [],
-                errors: [
-                  {
-                    at: toUnix(new Date()),
-                    code: "internal_error",
-                    message: "the result could not be stored",
-                  },
-                ],
-              }),
+              Effect.flatMap(failed("internal_error", "the result could not be stored"), (outcome) =>
+                repo.finish(row.id, claimedAt, outcome),
+              ),
             ),
           ),
         )
