@@ -11,7 +11,6 @@ type Settings = Omit<AgentConfig, "system_instruction" | "is_active">
 /** Every setting with its default filled in and the system instruction compiled from them. */
 const compile = (settings: Settings, isActive: boolean): AgentConfig => ({
   ...settings,
-  purpose: settings.purpose === "" ? null : settings.purpose,
   system_instruction: compileSystemInstruction(settings),
   is_active: isActive,
 })
@@ -51,7 +50,7 @@ export const toAgent = (row: AgentRow): Agent => ({
   output_schema: row.output_schema,
   output_schema_strict: row.output_schema_strict,
   extraction_model: row.extraction_model,
-  voice: row.voice,
+  voice: row.voice ?? {},
   metadata: row.metadata,
   system_instruction: row.system_instruction,
   is_active: row.is_active,
@@ -99,6 +98,13 @@ const make = Effect.gen(function* () {
       })),
 
     get: (orgId: OrgId, id: AgentId) => repo.find(orgId, id).pipe(found(id), Effect.map(toAgent)),
+
+    /** Compiled from the current settings, whether or not the agent is active (as in the Pi API). */
+    preview: (orgId: OrgId, id: AgentId) =>
+      repo.find(orgId, id).pipe(
+        found(id),
+        Effect.map((row) => ({ agent_id: id, system_instruction: compileSystemInstruction(row) })),
+      ),
 
     update: (orgId: OrgId, id: AgentId, patch: UpdateAgent) =>
       repo.update(orgId, id, (row) => applyPatch(row, patch)).pipe(found(id), Effect.map(toAgent)),

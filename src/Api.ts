@@ -5,6 +5,7 @@ import {
   InternalError,
   InvalidJson,
   InvalidRequest,
+  InvalidRequestBody,
   MethodNotAllowed,
   PayloadTooLarge,
   RouteNotFound,
@@ -17,7 +18,7 @@ import { SessionsApi } from "./Sessions/Api.ts"
 import { VoicesApi } from "./Voices/Api.ts"
 import { WebhooksApi } from "./Webhooks/Api.ts"
 
-/** Decode failures reach clients as `invalid_request` (see Http.ts), so the docs leave that schema out. */
+/** Decode failures reach clients as `invalid_request` / `invalid_request_body` (see Http.ts), so the docs leave that schema out. */
 const hideDecodeError = (spec: Record<string, unknown>): Record<string, unknown> =>
   JSON.parse(
     JSON.stringify(spec, (_key, value: unknown) => {
@@ -45,6 +46,7 @@ export class Api extends HttpApi.make("parley")
   )
   .annotate(OpenApi.Transform, hideDecodeError)
   .addError(wire(InvalidRequest))
+  .addError(wire(InvalidRequestBody))
   .addError(wire(InvalidJson))
   .addError(wire(RouteNotFound))
   .addError(wire(MethodNotAllowed))

@@ -20,7 +20,7 @@ export interface LiveTokenSpec {
 }
 
 export interface LiveToken {
-  /** The constrained (ephemeral-token) Live WebSocket endpoint; connect with `?access_token=<token>`. */
+  /** The constrained (ephemeral-token) Live WebSocket endpoint with `?access_token=<token>`, usable as-is. */
   readonly url: string
   /** `auth_tokens/...` */
   readonly token: string
@@ -134,7 +134,10 @@ const make = (settings: GeminiSettings): GeminiService => {
       if (!token.name?.startsWith("auth_tokens/")) {
         return yield* new GeminiEphemeralError({ message: "Gemini auth token response had no token name" })
       }
-      return { url: liveUrl, token: token.name }
+      // Usable as-is, built as the Pi API builds it (the token form-encoded into `access_token`).
+      const url = new URL(liveUrl)
+      url.searchParams.set("access_token", token.name)
+      return { url: url.toString(), token: token.name }
     })
 
   const attempt = (request: JsonRequest) =>

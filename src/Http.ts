@@ -12,7 +12,7 @@ import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Do
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
 import { boundChunkedBody, checkBody, prepareJsonBody } from "./Http/Body.ts"
 import { invalidRequest } from "./Http/Issues.ts"
-import { allowedMethods, routeFailure } from "./Http/Routes.ts"
+import { allowedMethods, failedPart, routeFailure } from "./Http/Routes.ts"
 
 /** 404 or 405 (with `Allow`) for what the router did not match; admin routes hide when disabled. */
 const notRouted = Effect.gen(function* () {
@@ -63,7 +63,14 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
       if (isApiError(error)) return Effect.fail(error)
       if (typeof error === "object" && error !== null && "_tag" in error) {
         if (error._tag === "HttpApiDecodeError")
-          return Effect.fail(invalidRequest(error as HttpApiError.HttpApiDecodeError))
+          return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+            Effect.fail(
+              invalidRequest(
+                error as HttpApiError.HttpApiDecodeError,
+                failedPart(request.method, new URL(request.url, "http://localhost").pathname),
+              ),
+            ),
+          )
         if (error._tag === "RouteNotFound") return notRouted
         if (isRequestDecodeError(error))
           return Effect.fail(new InvalidJson({ message: "Request body is not valid JSON." }))

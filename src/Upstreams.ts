@@ -65,7 +65,13 @@ const liveKitUpstream = (config: AppConfigShape) =>
       })
       return { service, local: undefined }
     }
-    const local = yield* scopedLocalLiveKit()
+    // Webhook credentials drive verification in every mode; the local upstream signs with them too.
+    const local = yield* scopedLocalLiveKit({
+      webhookApiKey: Option.getOrUndefined(config.livekitWebhookApiKey),
+      webhookApiSecret: Option.map(config.livekitWebhookApiSecret, Redacted.value).pipe(
+        Option.getOrUndefined,
+      ),
+    })
     yield* Effect.logWarning(
       `LiveKit credentials not set: using the built-in local LiveKit upstream at ${local.url} — not for production`,
     )

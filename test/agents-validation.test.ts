@@ -361,12 +361,12 @@ const expectInvalid = (res: Response, body: ErrorBody, param: string) => {
   const { error } = body
   expect(Object.keys(error).sort()).toEqual(["code", "issues", "message", "param", "request_id", "type"])
   expect(error.type).toBe("invalid_request_error")
-  expect(error.code).toBe("invalid_request")
+  expect(error.code).toBe("invalid_request_body")
   expect(error.request_id).toBe(res.headers.get("x-request-id") as string)
   expect(error.param).toBe(param)
   expect(error.issues?.length).toBeGreaterThan(0)
   expect(error.issues?.[0].path).toBe(param)
-  expect(error.message).toBe(`Invalid request: ${param}: ${error.issues?.[0].message}`)
+  expect(error.message).toBe(`Invalid request body: ${param}: ${error.issues?.[0].message}`)
   for (const issue of error.issues ?? []) {
     expect(issue.message.length).toBeGreaterThan(0)
     expect(issue.message.length).toBeLessThan(300)
@@ -490,7 +490,7 @@ describe("the 400 body", () => {
       const res = await server.fetchRaw(AGENTS, { method: "POST", apiKey, body })
       expect(res.status).toBe(400)
       const { error } = (await res.json()) as ErrorBody
-      expect(error.code).toBe("invalid_request")
+      expect(error.code).toBe("invalid_request_body")
       expect(error.param).toBeUndefined()
       expect(error.issues).toEqual([{ path: "", message: "must be a JSON object" }])
     }

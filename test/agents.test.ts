@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { compileSystemInstruction } from "../src/Agents/SystemInstruction.ts"
+import { compileSystemInstruction, type SystemInstructionInput } from "../src/Agents/SystemInstruction.ts"
 import { VoiceAgentNotFound } from "../src/Domain/Errors.ts"
 import { VOICES } from "../src/Domain/Voices.ts"
 import { salesQualifier } from "./support/fixtures.ts"
@@ -216,7 +216,7 @@ describe("GET /api/v1/voice/agents/:id", () => {
     expect(instruction).toContain("friendly")
   })
 
-  test("defaults: language en-US, null/empty optional fields, non-empty system_instruction", async () => {
+  test("defaults: unset fields come back as the Pi API returns them (voice {}, purpose null, …)", async () => {
     const { apiKey } = await newTenant()
     const id = await create(apiKey, { name: "Bare", instructions: "Just talk." })
     const res = await call("GET", `${AGENTS}/${id}`, apiKey)
@@ -229,10 +229,31 @@ describe("GET /api/v1/voice/agents/:id", () => {
       output_schema: {},
       output_schema_strict: null,
       extraction_model: null,
-      voice: null,
+      voice: {},
       metadata: {},
       is_active: true,
     })
+    // every field is present, none omitted
+    expect(Object.keys(res.body.data).sort()).toEqual(
+      [
+        "agent_id",
+        "name",
+        "instructions",
+        "language",
+        "purpose",
+        "questions",
+        "behaviors",
+        "output_schema",
+        "output_schema_strict",
+        "extraction_model",
+        "voice",
+        "metadata",
+        "system_instruction",
+        "is_active",
+        "created_at",
+        "updated_at",
+      ].sort(),
+    )
     expect((res.body.data.system_instruction as string).length).toBeGreaterThan(0)
     expect(res.body.data.system_instruction).toContain("Just talk.")
   })
@@ -321,6 +342,14 @@ describe("GET /api/v1/voice/agents (list)", () => {
     expect(res.body.data).toEqual({ object: "list", data: [], has_more: false, total_count: 0 })
   })
 
+  test("offset up to the Pi API's maximum (1000000) is accepted", async () => {
+    const { apiKey } = await newTenant()
+    await create(apiKey, { name: "only", instructions: "x" })
+    const res = await call("GET", `${AGENTS}?offset=1000000`, apiKey)
+    expect(res.status).toBe(200)
+    expect(res.body.data).toEqual({ object: "list", data: [], has_more: false, total_count: 1 })
+  })
+
   test("soft-deleted agents are listed with is_active false", async () => {
     const { apiKey } = await newTenant()
     const kept = await create(apiKey, { name: "kept", instructions: "x" })
@@ -340,6 +369,7 @@ describe("GET /api/v1/voice/agents (list)", () => {
     ["limit=abc", "limit", "integer"],
     ["limit=1.5", "limit", "integer"],
     ["offset=-1", "offset", "between 0"],
+    ["offset=1000001", "offset", "between 0 and 1000000"], // the Pi API's maximum
     ["offset=abc", "offset", "integer"],
     ["limit=10&offset=2.5", "offset", "integer"],
   ] as const) {
@@ -493,7 +523,7 @@ describe("PATCH /api/v1/voice/agents/:id", () => {
     expect((await dbRow(id)).system_instruction).toBe(updated)
   })
 
-  test("output_schema_strict: null and extraction_model: null clear them; purpose and voice null too", async () => {
+  test("output_schema_strict: null and extraction_model: null clear them; purpose and voice null too (voice reads as {})", async () => {
     const { apiKey } = await newTenant()
     const id = await create(apiKey, {
       ...salesQualifier,
@@ -511,7 +541,7 @@ describe("PATCH /api/v1/voice/agents/:id", () => {
       output_schema_strict: null,
       extraction_model: null,
       purpose: null,
-      voice: null,
+      voice: {},
     })
     const row = await dbRow(id)
     expect(row.output_schema_strict).toBeNull()
@@ -537,7 +567,7 @@ describe("PATCH /api/v1/voice/agents/:id", () => {
     const res = await call("PATCH", `${AGENTS}/${id}`, apiKey, {})
     expect(res.status).toBe(400)
     const error = (res.body as unknown as { error: Record<string, unknown> }).error
-    expect(error).toMatchObject({ type: "invalid_request_error", code: "invalid_request" })
+    expect(error).toMatchObject({ type: "invalid_request_error", code: "invalid_request_body" })
     expect(error.message).toContain("at least one field")
     expect((error.issues as Array<unknown>).length).toBeGreaterThan(0)
     expect((await dbRow(id)).updated_at.getTime()).toBe(before.updated_at.getTime())
@@ -569,6 +599,73 @@ describe("PATCH /api/v1/voice/agents/:id", () => {
     const unknown = await call("PATCH", `${AGENTS}/${id}`, apiKey, { agent_id: crypto.randomUUID() })
     expect(unknown.status).toBe(400)
     expect((unknown.body as unknown as { error: Record<string, unknown> }).error.param).toBe("agent_id")
+  })
+})
+
+describe("GET /api/v1/voice/agents/:id/preview", () => {
+  test("the system instruction compiled from the current settings, in the Pi API's shape", async () => {
+    const { apiKey } = await newTenant()
+    const id = await create(apiKey, salesQualifier)
+    // A stale stored instruction is not what the preview shows: it compiles the current settings.
+    await server.run(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql`UPDATE agents SET system_instruction = 'legacy' WHERE id = ${id}`,
+      ),
+    )
+    const res = await call("GET", `${AGENTS}/${id}/preview`, apiKey)
+    expect(res.status).toBe(200)
+    expect(Object.keys(res.body).sort()).toEqual(["created_at", "data", "id", "object", "status"])
+    expect(res.body).toMatchObject({ object: "voice_agent_preview", status: "completed" })
+    expect(res.headers.get("x-request-id")).toBe(res.body.id as string)
+    const full = (await call("GET", `${AGENTS}/${id}`, apiKey)).body.data
+    expect(res.body.data).toEqual({
+      agent_id: id,
+      system_instruction: compileSystemInstruction(full as unknown as SystemInstructionInput),
+    })
+    expect(res.body.data.system_instruction).not.toBe("legacy")
+    expect(res.body.data.system_instruction).toContain(salesQualifier.instructions)
+    expect((await dbRow(id)).system_instruction).toBe("legacy") // a preview writes nothing
+  })
+
+  test("the escalation phrase is what the agent says when a request is out of its scope", async () => {
+    const { apiKey } = await newTenant()
+    const phrase = "I can only help with plan upgrades; a colleague will email you."
+    const id = await create(apiKey, {
+      name: "Scoped",
+      instructions: "x",
+      behaviors: { escalation_phrase: phrase },
+    })
+    const res = await call("GET", `${AGENTS}/${id}/preview`, apiKey)
+    expect(res.body.data.system_instruction).toContain(
+      `If you cannot safely help or a request is outside your scope, say something like: "${phrase}"`,
+    )
+  })
+
+  test("inactive agents can be previewed; unknown, foreign and malformed ids cannot", async () => {
+    const owner = await newTenant()
+    const other = await newTenant()
+    const id = await create(owner.apiKey)
+    expect((await call("DELETE", `${AGENTS}/${id}`, owner.apiKey)).status).toBe(200)
+    expect((await call("GET", `${AGENTS}/${id}/preview`, owner.apiKey)).status).toBe(200)
+    for (const [path, apiKey] of [
+      [`${AGENTS}/${crypto.randomUUID()}/preview`, owner.apiKey],
+      [`${AGENTS}/${id}/preview`, other.apiKey],
+    ] as const) {
+      const res = await call("GET", path, apiKey)
+      expect(res.status).toBe(404)
+      expect((res.body as unknown as { error: Record<string, unknown> }).error).toMatchObject({
+        code: "voice_agent_not_found",
+      })
+    }
+    const bad = await call("GET", `${AGENTS}/not-a-uuid/preview`, owner.apiKey)
+    expect(bad.status).toBe(400)
+    expect((bad.body as unknown as { error: Record<string, unknown> }).error).toMatchObject({
+      code: "invalid_request",
+      param: "id",
+    })
+    const anonymous = await server.fetchRaw(`${AGENTS}/${id}/preview`)
+    expect(anonymous.status).toBe(401)
   })
 })
 

@@ -62,13 +62,7 @@ describe("API key authentication", () => {
 
   test("a scheme other than Bearer → 401 invalid_authorization_scheme", async () => {
     const { apiKey } = await server.newTenant()
-    for (const authorization of [
-      "Basic dXNlcjpwYXNz",
-      `Token ${apiKey}`,
-      apiKey,
-      "Bearer",
-      `Bearer ${apiKey} extra`,
-    ]) {
+    for (const authorization of ["Basic dXNlcjpwYXNz", `Token ${apiKey}`, apiKey, `Bearer ${apiKey} extra`]) {
       const res = await call("GET", AGENTS, { headers: { authorization } })
       expect(res.status).toBe(401)
       expect(res.body.error).toMatchObject({
@@ -76,6 +70,18 @@ describe("API key authentication", () => {
         code: "invalid_authorization_scheme",
       })
       expect(res.body.error.message).toContain("Bearer")
+    }
+  })
+
+  test("an empty bearer token → 401 missing_bearer_token, as in the Pi API", async () => {
+    for (const authorization of ["Bearer", "Bearer ", "bearer    "]) {
+      const res = await call("GET", AGENTS, { headers: { authorization } })
+      expect(res.status).toBe(401)
+      expect(res.body.error).toMatchObject({
+        type: "authentication_error",
+        code: "missing_bearer_token",
+        message: "Bearer token is empty.",
+      })
     }
   })
 
@@ -214,7 +220,7 @@ describe("admin API", () => {
     ] as const) {
       const res = await call("POST", "/admin/v1/orgs", { headers: ADMIN, body })
       expect(res.status).toBe(400)
-      expect(res.body.error).toMatchObject({ code: "invalid_request", param })
+      expect(res.body.error).toMatchObject({ code: "invalid_request_body", param })
     }
   })
 

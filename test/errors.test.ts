@@ -47,7 +47,7 @@ const agentCount = (orgId: string) =>
   )
 
 describe("malformed requests", () => {
-  test("NUL characters (which PostgreSQL cannot store) → 400 invalid_request, never a 5xx", async () => {
+  test("NUL characters (which PostgreSQL cannot store) → 400 invalid_request_body, never a 5xx", async () => {
     const { apiKey, orgId } = await server.newTenant()
     for (const [param, body] of [
       ["name", { name: "a\u0000b", instructions: "x" }],
@@ -59,17 +59,17 @@ describe("malformed requests", () => {
       ],
     ] as const) {
       const res = await server.fetchRaw(AGENTS, { method: "POST", apiKey, body: JSON.stringify(body) })
-      const error = await expectError(res, 400, "invalid_request", "invalid_request_error")
+      const error = await expectError(res, 400, "invalid_request_body", "invalid_request_error")
       expect(error.param).toBe(param)
     }
     expect(await agentCount(orgId)).toBe(0)
   })
 
-  test("malformed JSON → 400 invalid_json, nothing written", async () => {
+  test("malformed JSON → 400 invalid_json_body, nothing written", async () => {
     const { apiKey, orgId } = await server.newTenant()
     for (const body of ['{"name": "x",', "{name: 'x'}", "not json", '{"a":1}}']) {
       const res = await server.fetchRaw(AGENTS, { method: "POST", apiKey, body })
-      const error = await expectError(res, 400, "invalid_json", "invalid_request_error")
+      const error = await expectError(res, 400, "invalid_json_body", "invalid_request_error")
       expect(error.message).toBe("Request body is not valid JSON.")
       expect(error.param).toBeUndefined()
     }
@@ -83,15 +83,15 @@ describe("malformed requests", () => {
       apiKey,
       headers: { "content-type": "application/json" },
     })
-    const error = await expectError(res, 400, "invalid_request", "invalid_request_error")
+    const error = await expectError(res, 400, "invalid_request_body", "invalid_request_error")
     expect((error.issues as Array<{ path: string }>).map((i) => i.path).sort()).toEqual([
       "instructions",
       "name",
     ])
     const patch = await server.fetchRaw(`${AGENTS}/${crypto.randomUUID()}`, { method: "PATCH", apiKey })
-    expect((await expectError(patch, 400, "invalid_request", "invalid_request_error")).message).toContain(
-      "at least one field",
-    )
+    expect(
+      (await expectError(patch, 400, "invalid_request_body", "invalid_request_error")).message,
+    ).toContain("at least one field")
     expect(await agentCount(orgId)).toBe(0)
   })
 
@@ -108,7 +108,7 @@ describe("malformed requests", () => {
       headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
       body: many,
     })
-    const error = await expectError(res, 400, "invalid_request", "invalid_request_error")
+    const error = await expectError(res, 400, "invalid_request_body", "invalid_request_error")
     expect(error.param).toBe("questions")
     expect(error.issues).toHaveLength(1)
     let deep: unknown = 1
@@ -118,9 +118,9 @@ describe("malformed requests", () => {
       headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "a", instructions: "b", metadata: { a: deep } }),
     })
-    expect((await expectError(nested, 400, "invalid_request", "invalid_request_error")).message).toContain(
-      "nested",
-    )
+    expect(
+      (await expectError(nested, 400, "invalid_request_body", "invalid_request_error")).message,
+    ).toContain("nested")
     // many small mistakes: the report stays short
     const bad = Array.from({ length: 64 }, () => ({ key: "1", ask: "", type: "x" }))
     const report = await roomy.fetchRaw(AGENTS, {
@@ -128,20 +128,20 @@ describe("malformed requests", () => {
       apiKey,
       body: JSON.stringify({ name: "a", instructions: "b", questions: bad }),
     })
-    const reported = await expectError(report, 400, "invalid_request", "invalid_request_error")
+    const reported = await expectError(report, 400, "invalid_request_body", "invalid_request_error")
     expect(reported.issues as unknown[]).toHaveLength(50)
     expect(await agentCount(orgId)).toBe(0)
     await roomy.dispose()
   })
 
-  test("malformed JSON on PATCH → 400 invalid_json", async () => {
+  test("malformed JSON on PATCH → 400 invalid_json_body", async () => {
     const { apiKey } = await server.newTenant()
     const res = await server.fetchRaw(`${AGENTS}/${crypto.randomUUID()}`, {
       method: "PATCH",
       apiKey,
       body: "{",
     })
-    await expectError(res, 400, "invalid_json", "invalid_request_error")
+    await expectError(res, 400, "invalid_json_body", "invalid_request_error")
   })
 
   test("a body that is not JSON → 415 unsupported_media_type, nothing written", async () => {
@@ -331,7 +331,8 @@ describe("operations", () => {
     const schemas = spec.components.schemas as Record<string, { properties?: Record<string, unknown> }>
     for (const code of [
       "invalid_request",
-      "invalid_json",
+      "invalid_request_body",
+      "invalid_json_body",
       "route_not_found",
       "voice_agent_not_found",
       "internal_error",

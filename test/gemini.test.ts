@@ -67,7 +67,7 @@ describe("Gemini ephemeral tokens", () => {
     const result = Either.getOrThrow(await run((gemini) => gemini.mintLiveToken(tokenSpec)))
     expect(result.token).toStartWith("auth_tokens/")
     expect(result.url).toBe(
-      `${local.url.replace("http://", "ws://")}/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained`,
+      `${local.url.replace("http://", "ws://")}/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained?access_token=${encodeURIComponent(result.token as string)}`,
     )
     const [request] = local.requests
     expect(request).toMatchObject({ method: "auth_tokens", version: "v1alpha", status: 200 })

@@ -26,13 +26,19 @@ beforeEach(() => {
   s.gemini.clear()
 })
 
-const expectInvalid = (reply: Reply, param: string | undefined, label: string) => {
+/** A 400 in the envelope: `invalid_request_body` for bodies, `invalid_request` for the query. */
+const expectInvalid = (
+  reply: Reply,
+  param: string | undefined,
+  label: string,
+  code: "invalid_request_body" | "invalid_request" = "invalid_request_body",
+) => {
   expect({ label, status: reply.status }).toEqual({ label, status: 400 })
   const e = error(reply)
   expect({ label, type: e.type, code: e.code, param: e.param }).toEqual({
     label,
     type: "invalid_request_error",
-    code: "invalid_request",
+    code,
     param,
   })
   expect(e.request_id).toBe(reply.headers.get("x-request-id") as string)
@@ -89,10 +95,10 @@ describe("start body", () => {
 
     const array = await call(s, apiKey, "POST", "/api/v1/voice/sessions", [base])
     expect(array.status).toBe(400)
-    expect(error(array).code).toBe("invalid_request")
+    expect(error(array).code).toBe("invalid_request_body")
     const notJson = await call(s, apiKey, "POST", "/api/v1/voice/sessions", "{agent_id:")
     expect(notJson.status).toBe(400)
-    expect(error(notJson).code).toBe("invalid_json")
+    expect(error(notJson).code).toBe("invalid_json_body")
 
     expect(s.livekit.requests).toHaveLength(0)
     expect(s.gemini.requests).toHaveLength(0)
@@ -167,7 +173,7 @@ describe("complete body", () => {
 
     const notJson = await completeSession(s, apiKey, sessionId, '{"transcript": [')
     expect(notJson.status).toBe(400)
-    expect(error(notJson).code).toBe("invalid_json")
+    expect(error(notJson).code).toBe("invalid_json_body")
     const wrongType = await s.fetchRaw(`/api/v1/voice/sessions/${sessionId}/complete`, {
       method: "POST",
       apiKey,
@@ -216,7 +222,7 @@ describe("get query", () => {
       ["?wait_for_completion=1", "wait_for_completion"],
     ]
     for (const [query, param] of cases)
-      expectInvalid(await getSession(s, apiKey, sessionId, query), param, query)
+      expectInvalid(await getSession(s, apiKey, sessionId, query), param, query, "invalid_request")
     for (const query of ["?timeout_seconds=1", "?timeout_seconds=120", "?wait_for_completion=false"]) {
       const reply = await getSession(s, apiKey, sessionId, query)
       expect({ query, status: reply.status }).toEqual({ query, status: 200 })

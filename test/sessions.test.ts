@@ -130,11 +130,11 @@ describe("start", () => {
     })
     expect(claims.exp as number).toBeWithin(before + 900, after + 901)
 
-    // Gemini Live: the constrained endpoint and a token name.
-    expect(connection.gemini_live.url).toBe(
-      `${s.gemini.url.replace(/^http:/, "ws:")}/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained`,
-    )
+    // Gemini Live: the constrained endpoint with the token, usable as-is, and the token name.
     expect(connection.gemini_live.token).toMatch(/^auth_tokens\/.+/)
+    expect(connection.gemini_live.url).toBe(
+      `${s.gemini.url.replace(/^http:/, "ws:")}/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained?access_token=${encodeURIComponent(connection.gemini_live.token as string)}`,
+    )
 
     // The session instruction: the agent's, then the participant name and the context as data.
     const instruction = d.system_instruction as string
@@ -565,7 +565,7 @@ describe("complete", () => {
     const client = await s.client(apiKey)
     const id = sessionId as SessionId
     const waiting = Effect.runPromise(
-      client.sessions.get({ path: { id }, urlParams: { wait_for_completion: "true", timeout_seconds: 5 } }),
+      client.sessions.get({ path: { id }, urlParams: { wait_for_completion: true, timeout_seconds: 5 } }),
     )
     const completed = await Effect.runPromise(
       client.sessions.complete({

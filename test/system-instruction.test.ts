@@ -38,7 +38,7 @@ const everyBehavior: SystemInstructionInput = {
     end_conversation_after_questions: true,
     speaking_pace: "slow",
     response_length: "brief",
-    escalation_phrase: "speak to a human",
+    escalation_phrase: "I will ask a nurse to call you back about that.",
     follow_up_enabled: true,
     silence_timeout_seconds: 15,
     closing_message: "Thank you, see you at your appointment.",
@@ -92,6 +92,14 @@ describe("compileSystemInstruction", () => {
     expect(out).toBe(compileSystemInstruction(minimal))
   })
 
+  test("the escalation phrase is what the agent says when a request is out of its scope", () => {
+    const out = compileSystemInstruction(everyBehavior)
+    expect(out).toContain(
+      'If you cannot safely help or a request is outside your scope, say something like: "I will ask a nurse to call you back about that."',
+    )
+    expect(out).not.toContain("If the caller says")
+  })
+
   test("question rules are dropped when there are no questions", () => {
     const out = compileSystemInstruction({ ...minimal, behaviors: { require_all_questions: true } })
     expect(out).not.toContain("## Questions")
@@ -136,7 +144,7 @@ describe("compileSystemInstruction", () => {
       "optional",
       "end the conversation",
       "follow-up",
-      "speak to a human",
+      "ask a nurse to call you back",
       "Thank you, see you",
       "1 minute 30 seconds",
       "15 seconds",

@@ -2,6 +2,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { createHash } from "node:crypto"
+import { Option, Redacted } from "effect"
 import { AccessToken, type WebhookEventNames } from "livekit-server-sdk"
 import { startServer, type TestServer } from "./support/server.ts"
 import {
@@ -242,5 +243,54 @@ describe("verification", () => {
     expectReceipt(reply, true)
     const wrongMethod = await s.fetchRaw(PATH, { method: "GET" })
     expect(wrongMethod.status).toBe(405)
+  })
+})
+
+describe("webhook credentials", () => {
+  test("LIVEKIT_WEBHOOK_API_KEY/SECRET drive verification with the local LiveKit too, which signs with them", async () => {
+    const webhookSecret = "configured-webhook-secret-0123456789"
+    const configured = await startServer({
+      livekitWebhookApiKey: Option.some("configured-webhook-key"),
+      livekitWebhookApiSecret: Option.some(Redacted.make(webhookSecret)),
+    })
+    try {
+      expect(configured.livekit.webhookApiKey).toBe("configured-webhook-key")
+      expect(configured.livekit.webhookApiSecret).toBe(webhookSecret)
+      const { sessionId } = await activeSession(configured)
+      const room = { name: `voice_${sessionId}` }
+      const url = `${configured.baseUrl}${PATH}`
+
+      // Signed by hand with the configured credentials, as a real LiveKit would.
+      const body = JSON.stringify({ event: "room_finished", id: eventId(), createdAt: "1700000000", room })
+      const token = new AccessToken("configured-webhook-key", webhookSecret, { ttl: "5m" })
+      token.sha256 = createHash("sha256").update(body).digest("base64")
+      const byHand = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/webhook+json", authorization: await token.toJwt() },
+        body,
+      })
+      expect(byHand.status).toBe(200)
+      expect(((await byHand.json()) as Json).data).toEqual({ received: true, handled: true })
+      expect((await sessionRow(configured, sessionId))?.metadata).toMatchObject({
+        livekit_room_finished_at: 1_700_000_000,
+      })
+
+      // The local LiveKit's own deliveries are signed with them as well.
+      const sent = await configured.livekit.sendWebhook(url, { event: "participant_joined", room })
+      expect(sent.status).toBe(200)
+
+      // The room-service credentials are not the webhook credentials any more.
+      const wrong = new AccessToken(configured.livekit.apiKey, configured.livekit.apiSecret, { ttl: "5m" })
+      wrong.sha256 = createHash("sha256").update(body).digest("base64")
+      const refused = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/webhook+json", authorization: await wrong.toJwt() },
+        body,
+      })
+      expect(refused.status).toBe(401)
+      expect(((await refused.json()) as Json).error).toMatchObject({ code: "webhook_verification_failed" })
+    } finally {
+      await configured.dispose()
+    }
   })
 })

@@ -1,7 +1,15 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authenticated } from "../Auth/Middleware.ts"
-import { Agent, AgentCreated, AgentDeleted, AgentSummary, CreateAgent, UpdateAgent } from "../Domain/Agent.ts"
+import {
+  Agent,
+  AgentCreated,
+  AgentDeleted,
+  AgentPreview,
+  AgentSummary,
+  CreateAgent,
+  UpdateAgent,
+} from "../Domain/Agent.ts"
 import { Envelope, ListOf } from "../Domain/Envelope.ts"
 import { VoiceAgentNotFound, wire } from "../Domain/Errors.ts"
 import { IntParam, optional } from "../Domain/Fields.ts"
@@ -9,7 +17,8 @@ import { AgentId, IdPath } from "../Domain/Ids.ts"
 
 export const Pagination = Schema.Struct({
   limit: optional(IntParam(1, 100)),
-  offset: optional(IntParam(0, Number.MAX_SAFE_INTEGER)),
+  // the Pi API's bound
+  offset: optional(IntParam(0, 1_000_000)),
 })
 
 const path = IdPath(AgentId)
@@ -29,6 +38,12 @@ export class AgentsApi extends HttpApiGroup.make("agents")
     HttpApiEndpoint.get("get", "/api/v1/voice/agents/:id")
       .setPath(path)
       .addSuccess(Envelope("voice_agent", Agent))
+      .addError(wire(VoiceAgentNotFound)),
+  )
+  .add(
+    HttpApiEndpoint.get("preview", "/api/v1/voice/agents/:id/preview")
+      .setPath(path)
+      .addSuccess(Envelope("voice_agent_preview", AgentPreview))
       .addError(wire(VoiceAgentNotFound)),
   )
   .add(

@@ -27,6 +27,12 @@ export const AgentsHttpLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
           Effect.flatMap((data) => envelope("voice_agent", data)),
         ),
       )
+      .handle("preview", ({ path }) =>
+        CurrentOrg.pipe(
+          Effect.flatMap(({ orgId }) => agents.preview(orgId, path.id)),
+          Effect.flatMap((data) => envelope("voice_agent_preview", data)),
+        ),
+      )
       .handle("update", ({ path, payload }) =>
         CurrentOrg.pipe(
           Effect.flatMap(({ orgId }) => agents.update(orgId, path.id, payload)),

@@ -127,8 +127,9 @@ export const compileSystemInstruction = (agent: SystemInstructionInput): string 
         : b.follow_up_enabled
           ? "Ask a short follow-up question when an answer is unclear or incomplete."
           : "Do not ask follow-up questions: accept each answer as given and move on.",
+      // As in the Pi API: what the agent says when a request is out of its scope, not a caller's phrase.
       escalation &&
-        `If the caller says ${quote(escalation)}, tell them you are handing them off to a human colleague and escalate the call.`,
+        `If you cannot safely help or a request is outside your scope, say something like: ${quote(escalation)}`,
       closing && `When the conversation ends, close by saying: ${quote(closing)}`,
     ]),
     section("Time limits", [

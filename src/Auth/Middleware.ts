@@ -5,6 +5,7 @@ import {
   InvalidApiKey,
   InvalidAuthorizationScheme,
   MissingAuthorizationHeader,
+  MissingBearerToken,
   RouteNotFound,
   ServiceUnavailable,
   wire,
@@ -18,6 +19,7 @@ export class CurrentOrg extends Context.Tag("Parley/CurrentOrg")<CurrentOrg, { r
 const authErrors = [
   wire(MissingAuthorizationHeader),
   wire(InvalidAuthorizationScheme),
+  wire(MissingBearerToken),
   wire(InvalidApiKey),
 ] as const
 
@@ -40,10 +42,11 @@ const bearerToken = Effect.gen(function* () {
   const header = (yield* HttpServerRequest.HttpServerRequest).headers.authorization?.trim()
   if (!header) return yield* new MissingAuthorizationHeader({ message: "Missing Authorization header." })
   const [scheme, token, ...rest] = header.split(/\s+/)
-  if (scheme.toLowerCase() !== "bearer" || !token || rest.length > 0)
+  if (scheme.toLowerCase() !== "bearer" || rest.length > 0)
     return yield* new InvalidAuthorizationScheme({
       message: "Authorization header must use the Bearer scheme: 'Authorization: Bearer <api key>'.",
     })
+  if (!token) return yield* new MissingBearerToken({ message: "Bearer token is empty." })
   return token
 })
 

@@ -182,7 +182,8 @@ export const Agent = Schema.Struct({
   output_schema: Schema.Record({ key: Schema.String, value: Schema.String }),
   output_schema_strict: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   extraction_model: Schema.NullOr(Schema.String),
-  voice: Schema.NullOr(Voice),
+  /** `{}` when unset, as the Pi API returns it. */
+  voice: Voice,
   metadata: Schema.Record({ key: Schema.String, value: Schema.String }),
   system_instruction: Schema.String,
   is_active: Schema.Boolean,
@@ -198,3 +199,10 @@ export type AgentSummary = typeof AgentSummary.Type
 
 export const AgentCreated = Schema.Struct({ agent_id: AgentId, name: Schema.String, created_at: Schema.Int })
 export const AgentDeleted = Schema.Struct({ agent_id: AgentId, deleted: Schema.Literal(true) })
+/** GET /agents/:id/preview: the system instruction compiled from the agent's current settings. */
+export const AgentPreview = Schema.Struct({
+  agent_id: AgentId,
+  system_instruction: Schema.String,
+}).annotations({
+  identifier: "VoiceAgentPreview",
+})

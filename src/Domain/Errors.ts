@@ -52,10 +52,15 @@ export class InvalidRequest extends ApiError<InvalidRequest>()("InvalidRequest",
   type: "invalid_request_error",
   code: "invalid_request",
 }) {}
+export class InvalidRequestBody extends ApiError<InvalidRequestBody>()("InvalidRequestBody", {
+  status: 400,
+  type: "invalid_request_error",
+  code: "invalid_request_body",
+}) {}
 export class InvalidJson extends ApiError<InvalidJson>()("InvalidJson", {
   status: 400,
   type: "invalid_request_error",
-  code: "invalid_json",
+  code: "invalid_json_body",
 }) {}
 export class VoiceSessionTtlTooShort extends ApiError<VoiceSessionTtlTooShort>()("VoiceSessionTtlTooShort", {
   status: 400,
@@ -70,6 +75,11 @@ export class InvalidAuthorizationScheme extends ApiError<InvalidAuthorizationSch
   "InvalidAuthorizationScheme",
   { status: 401, type: "authentication_error", code: "invalid_authorization_scheme" },
 ) {}
+export class MissingBearerToken extends ApiError<MissingBearerToken>()("MissingBearerToken", {
+  status: 401,
+  type: "authentication_error",
+  code: "missing_bearer_token",
+}) {}
 export class InvalidApiKey extends ApiError<InvalidApiKey>()("InvalidApiKey", {
   status: 401,
   type: "authentication_error",

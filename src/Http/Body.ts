@@ -1,6 +1,6 @@
 import { HttpServerRequest } from "@effect/platform"
 import { Effect, Option } from "effect"
-import { InvalidRequest, PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
+import { InvalidRequestBody, PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
 
 /** Routes whose bodies are not application/json (LiveKit posts `application/webhook+json`). */
 const RAW_BODY_ROUTES = new Set(["/api/v1/voice/webhooks/livekit"])
@@ -111,8 +111,8 @@ export const prepareJsonBody = (request: HttpServerRequest.HttpServerRequest, pa
     const body = yield* request.json
     const problem = shapeProblem(body)
     if (problem !== undefined)
-      return yield* new InvalidRequest({
-        message: `Invalid request: ${problem.path || "request body"}: ${problem.message}`,
+      return yield* new InvalidRequestBody({
+        message: `Invalid request body: ${problem.path ? `${problem.path}: ` : ""}${problem.message}`,
         ...(problem.path ? { param: problem.path } : {}),
         issues: [problem],
       })

@@ -1,5 +1,5 @@
 import type { HttpApiError } from "@effect/platform"
-import { InvalidRequest, type Issue } from "../Domain/Errors.ts"
+import { InvalidRequest, InvalidRequestBody, type Issue } from "../Domain/Errors.ts"
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(
@@ -60,8 +60,14 @@ const readable = (issues: ReadonlyArray<Issue>): Array<Issue> => {
   return out
 }
 
-/** Schema issues as the envelope's `issues`, `param` = the first failing path. */
-export const invalidRequest = (error: HttpApiError.HttpApiDecodeError): InvalidRequest => {
+/**
+ * Schema issues as the envelope's `issues`, `param` = the first failing path: `invalid_request_body`
+ * for the body, `invalid_request` for the path and query.
+ */
+export const invalidRequest = (
+  error: HttpApiError.HttpApiDecodeError,
+  part: "body" | "request",
+): InvalidRequest | InvalidRequestBody => {
   const issues = readable(
     error.issues.map((i) => ({
       path: formatPath(i.path),
@@ -70,10 +76,12 @@ export const invalidRequest = (error: HttpApiError.HttpApiDecodeError): InvalidR
     })),
   )
   const first = issues[0]
-  const where = first?.path ? `${first.path}: ` : "request body "
-  return new InvalidRequest({
-    message: first ? `Invalid request: ${where}${first.message}` : "Invalid request.",
+  const what = part === "body" ? "Invalid request body" : "Invalid request"
+  const where = first?.path ? `${first.path}: ` : part === "body" ? "" : "request "
+  const props = {
+    message: first ? `${what}: ${where}${first.message}` : `${what}.`,
     ...(first?.path ? { param: first.path } : {}),
     issues,
-  })
+  }
+  return part === "body" ? new InvalidRequestBody(props) : new InvalidRequest(props)
 }

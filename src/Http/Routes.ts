@@ -1,16 +1,31 @@
+import { Option, Schema } from "effect"
 import { Api } from "../Api.ts"
 import { InvalidRequest, MethodNotAllowed, RouteNotFound } from "../Domain/Errors.ts"
 
-const routes = [
+interface Route {
+  readonly method: string
+  readonly path: string
+  /** Matches the path; one named group per `:param`. */
+  readonly pattern: RegExp
+  readonly pathSchema: Option.Option<Schema.Schema.Any>
+  readonly hasPayload: boolean
+}
+
+const routes: ReadonlyArray<Route> = [
   ...Object.values(Api.groups).flatMap((group) =>
-    Object.values(group.endpoints).map((e) => ({ method: e.method as string, path: e.path as string })),
+    Object.values(group.endpoints).map((e) => ({
+      method: e.method as string,
+      path: e.path as string,
+      pathSchema: e.pathSchema as Option.Option<Schema.Schema.Any>,
+      hasPayload: Option.isSome(e.payloadSchema),
+    })),
   ),
-  { method: "GET", path: "/openapi.json" },
-  { method: "GET", path: "/docs" },
-].map(({ method, path }) => ({
-  method,
-  path,
-  pattern: new RegExp(`^${path.replace(/:[^/]+/g, "[^/]+")}/?$`),
+  { method: "GET", path: "/", pathSchema: Option.none(), hasPayload: false },
+  { method: "GET", path: "/openapi.json", pathSchema: Option.none(), hasPayload: false },
+  { method: "GET", path: "/docs", pathSchema: Option.none(), hasPayload: false },
+].map((route) => ({
+  ...route,
+  pattern: new RegExp(`^${route.path.replace(/:([^/]+)/g, "(?<$1>[^/]+)")}/?$`),
 }))
 
 /** Methods served on `pathname` (empty when no route matches it). */
@@ -21,6 +36,28 @@ export const allowedMethods = (pathname: string, adminEnabled: boolean): Readonl
       .map((r) => r.method),
   ),
 ]
+
+const decodedParams = (route: Route, pathname: string): Record<string, string> | undefined => {
+  try {
+    const groups = route.pattern.exec(pathname)?.groups ?? {}
+    return Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, decodeURIComponent(v)]))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Which part of a request its decode failure is about: the body (`invalid_request_body`, as the Pi
+ * API names it) or the path and query (`invalid_request`). The path is decoded before the body, so a
+ * request with a body blames the body only when its path parameters are valid.
+ */
+export const failedPart = (method: string, pathname: string): "body" | "request" => {
+  const route = routes.find((r) => r.method === method && r.pattern.test(pathname))
+  if (route === undefined || !route.hasPayload) return "request"
+  if (Option.isNone(route.pathSchema)) return "body"
+  const params = decodedParams(route, pathname)
+  return params !== undefined && Schema.is(route.pathSchema.value)(params) ? "body" : "request"
+}
 
 /**
  * Why the router found nothing: an unknown path (404), a known path with another method (405), or a
