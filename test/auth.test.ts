@@ -54,7 +54,7 @@ describe("API key authentication", () => {
       const res = await call("GET", AGENTS, { headers })
       expect(res.status).toBe(401)
       expect(res.body.error).toMatchObject({
-        type: "authentication_error",
+        type: "invalid_request_error", // as in the Pi API
         code: "missing_authorization_header",
       })
     }
@@ -66,7 +66,7 @@ describe("API key authentication", () => {
       const res = await call("GET", AGENTS, { headers: { authorization } })
       expect(res.status).toBe(401)
       expect(res.body.error).toMatchObject({
-        type: "authentication_error",
+        type: "invalid_request_error", // as in the Pi API
         code: "invalid_authorization_scheme",
       })
       expect(res.body.error.message).toContain("Bearer")
@@ -78,7 +78,7 @@ describe("API key authentication", () => {
       const res = await call("GET", AGENTS, { headers: { authorization } })
       expect(res.status).toBe(401)
       expect(res.body.error).toMatchObject({
-        type: "authentication_error",
+        type: "invalid_request_error", // as in the Pi API
         code: "missing_bearer_token",
         message: "Bearer token is empty.",
       })

@@ -40,7 +40,10 @@ export class AdminAuthenticated extends HttpApiMiddleware.Tag<AdminAuthenticated
 /** The token of `Authorization: Bearer <token>`, or the auth error the header deserves. */
 const bearerToken = Effect.gen(function* () {
   const header = (yield* HttpServerRequest.HttpServerRequest).headers.authorization?.trim()
-  if (!header) return yield* new MissingAuthorizationHeader({ message: "Missing Authorization header." })
+  if (!header)
+    return yield* new MissingAuthorizationHeader({
+      message: "Missing Authorization header. Use Bearer <api_key>.",
+    })
   const [scheme, token, ...rest] = header.split(/\s+/)
   if (scheme.toLowerCase() !== "bearer" || rest.length > 0)
     return yield* new InvalidAuthorizationScheme({

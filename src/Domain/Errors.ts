@@ -67,17 +67,18 @@ export class VoiceSessionTtlTooShort extends ApiError<VoiceSessionTtlTooShort>()
   type: "invalid_request_error",
   code: "voice_session_ttl_too_short",
 }) {}
+// A malformed Authorization header is a request error, as in the Pi API; a wrong key is an authentication error.
 export class MissingAuthorizationHeader extends ApiError<MissingAuthorizationHeader>()(
   "MissingAuthorizationHeader",
-  { status: 401, type: "authentication_error", code: "missing_authorization_header" },
+  { status: 401, type: "invalid_request_error", code: "missing_authorization_header" },
 ) {}
 export class InvalidAuthorizationScheme extends ApiError<InvalidAuthorizationScheme>()(
   "InvalidAuthorizationScheme",
-  { status: 401, type: "authentication_error", code: "invalid_authorization_scheme" },
+  { status: 401, type: "invalid_request_error", code: "invalid_authorization_scheme" },
 ) {}
 export class MissingBearerToken extends ApiError<MissingBearerToken>()("MissingBearerToken", {
   status: 401,
-  type: "authentication_error",
+  type: "invalid_request_error",
   code: "missing_bearer_token",
 }) {}
 export class InvalidApiKey extends ApiError<InvalidApiKey>()("InvalidApiKey", {
