@@ -69,7 +69,7 @@ for (let i = 0; i < ROUNDS; i++) {
   const id = session.data.session_id
   let wokeAt = 0
   const waiter = Effect.runPromise(
-    client.sessions.get({ path: { id }, urlParams: { wait_for_completion: "true", timeout_seconds: 30 } }),
+    client.sessions.get({ path: { id }, urlParams: { wait_for_completion: true, timeout_seconds: 30 } }),
   ).then(() => {
     wokeAt = performance.now()
   })

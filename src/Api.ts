@@ -18,18 +18,93 @@ import { SessionsApi } from "./Sessions/Api.ts"
 import { VoicesApi } from "./Voices/Api.ts"
 import { WebhooksApi } from "./Webhooks/Api.ts"
 
-/** Decode failures reach clients as `invalid_request` / `invalid_request_body` (see Http.ts), so the docs leave that schema out. */
-const hideDecodeError = (spec: Record<string, unknown>): Record<string, unknown> =>
-  JSON.parse(
-    JSON.stringify(spec, (_key, value: unknown) => {
-      if (Array.isArray(value))
-        return value.filter(
-          (v) => !(typeof v === "object" && v?.$ref === "#/components/schemas/HttpApiDecodeError"),
-        )
-      return value
-    }),
-    (key, value: unknown) => (key === "HttpApiDecodeError" ? undefined : value),
+type Json = Record<string, unknown>
+const isJson = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const SCHEMAS = "#/components/schemas/"
+const refName = (u: unknown): string | undefined =>
+  isJson(u) && typeof u.$ref === "string" && u.$ref.startsWith(SCHEMAS)
+    ? u.$ref.slice(SCHEMAS.length)
+    : undefined
+
+/**
+ * Left out of each operation's responses: decode failures reach clients as `invalid_request` /
+ * `invalid_request_body` (see Http.ts), and the routing errors, declared on the whole API so the
+ * error encoder knows them, never happen on a route that matched (the API description names them).
+ */
+const UNDOCUMENTED = new Set(["HttpApiDecodeError", "route_not_found", "method_not_allowed"])
+
+/** An error response lists only its own codes, which also become its description. */
+const documentResponse = (response: Json): Json | undefined => {
+  const content = isJson(response.content) ? response.content : {}
+  const media = isJson(content["application/json"]) ? content["application/json"] : undefined
+  if (media === undefined) return response
+  const members =
+    isJson(media.schema) && Array.isArray(media.schema.anyOf) ? media.schema.anyOf : [media.schema]
+  if (!members.every((m) => refName(m) !== undefined)) return response
+  const kept = members.filter((m) => !UNDOCUMENTED.has(refName(m) ?? ""))
+  if (kept.length === 0) return undefined
+  return {
+    ...response,
+    description: kept.map(refName).join(" | "),
+    content: {
+      ...content,
+      "application/json": { ...media, schema: kept.length === 1 ? kept[0] : { anyOf: kept } },
+    },
+  }
+}
+
+/** Component schemas reachable from the document outside `components.schemas`. */
+const usedSchemas = (spec: Json, schemas: Json): Set<string> => {
+  const used = new Set<string>()
+  const visit = (value: unknown) =>
+    JSON.stringify(value, (key, v: unknown) => {
+      if (key === "$ref" && typeof v === "string" && v.startsWith(SCHEMAS)) {
+        const name = v.slice(SCHEMAS.length)
+        if (!used.has(name)) {
+          used.add(name)
+          visit(schemas[name])
+        }
+      }
+      return v
+    })
+  visit({ ...spec, components: { ...(spec.components as Json), schemas: {} } })
+  return used
+}
+
+/** The generated document as clients should read it (also what Redocly's `recommended` rules check). */
+const documented = (spec: Json): Json => {
+  const paths = Object.fromEntries(
+    Object.entries(spec.paths as Record<string, Record<string, Json>>).map(([path, operations]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(operations).map(([method, op]) => [
+          method,
+          {
+            ...op,
+            responses: Object.fromEntries(
+              Object.entries(op.responses as Record<string, Json>).flatMap(([status, response]) => {
+                const kept = Number(status) >= 400 ? documentResponse(response) : response
+                return kept === undefined ? [] : [[status, kept]]
+              }),
+            ),
+          },
+        ]),
+      ),
+    ]),
   )
+  const components = spec.components as Json
+  const schemas = components.schemas as Json
+  const trimmed = { ...spec, paths }
+  const used = usedSchemas(trimmed, schemas)
+  return {
+    ...trimmed,
+    components: {
+      ...components,
+      schemas: Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name))),
+    },
+  }
+}
 
 export class Api extends HttpApi.make("parley")
   .add(OpsApi)
@@ -42,9 +117,13 @@ export class Api extends HttpApi.make("parley")
   .annotate(OpenApi.Version, "1.0.0")
   .annotate(
     OpenApi.Description,
-    "Typed voice-agent session API, wire-compatible with the Pi Voice API. Every error uses one envelope.",
+    "Typed voice-agent session API, wire-compatible with the Pi Voice API. Every error uses one envelope, " +
+      "`{error: {type, code, message, request_id, param?, issues?}}`. Besides the errors listed per " +
+      "operation, an unknown path answers 404 `route_not_found` and a known path with another method " +
+      "405 `method_not_allowed` (with an `Allow` header).",
   )
-  .annotate(OpenApi.Transform, hideDecodeError)
+  .annotate(OpenApi.Servers, [{ url: "/", description: "The server this document was fetched from" }])
+  .annotate(OpenApi.Transform, documented)
   .addError(wire(InvalidRequest))
   .addError(wire(InvalidRequestBody))
   .addError(wire(InvalidJson))

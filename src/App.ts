@@ -1,5 +1,5 @@
-import { HttpApiBuilder, HttpApiScalar } from "@effect/platform"
-import { Layer } from "effect"
+import { HttpApiBuilder, HttpApiScalar, HttpServerResponse } from "@effect/platform"
+import { Effect, Layer } from "effect"
 import { AgentsHttpLive } from "./Agents/Http.ts"
 import { Agents } from "./Agents.ts"
 import { Api } from "./Api.ts"
@@ -35,10 +35,16 @@ export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive).pipe
   Layer.provideMerge(ServicesLive),
 )
 
-/** Serves the API, /openapi.json and /docs on whatever HttpServer is provided. */
+/** `GET /` sends a browser to the API reference (not an API endpoint, so not in the document). */
+const RootRedirectLive = HttpApiBuilder.Router.use((router) =>
+  router.get("/", Effect.succeed(HttpServerResponse.redirect("/docs", { status: 302 }))),
+)
+
+/** Serves the API, /openapi.json and /docs (with `/` redirecting there) on whatever HttpServer is provided. */
 export const ServerLive = HttpApiBuilder.serve(requestLifecycle).pipe(
   Layer.provide([
     HttpApiScalar.layer({ path: "/docs", scalar: { withDefaultFonts: false } }),
+    RootRedirectLive,
     HttpApiBuilder.middlewareOpenApi(),
     ErrorMappingLive,
   ]),

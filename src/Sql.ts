@@ -349,6 +349,28 @@ export const SqlLive: Layer.Layer<
   }),
 )
 
+/**
+ * The `parley` database of the embedded cluster in `<dataDir>/pg`, for tools such as the CLI: the
+ * cluster a running server uses, or else the cluster started for the scope (and stopped with it).
+ */
+export const embeddedUrl = (
+  dataDir: string,
+): Effect.Effect<Redacted.Redacted, EmbeddedPostgresError | SqlError.SqlError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const dir = resolve(dataDir, "pg")
+    const pid = postmasterPid(dir)
+    if (pid !== undefined && isPostmasterOf(pid, dir)) {
+      const state = yield* Effect.try({
+        try: (): State => JSON.parse(readFileSync(stateFile(dir), "utf8")),
+        catch: (cause) => new EmbeddedPostgresError({ message: `${stateFile(dir)} is unreadable`, cause }),
+      })
+      return Redacted.make(`postgres://postgres:${state.password}@127.0.0.1:${state.port}/parley`)
+    }
+    const pg = yield* startEmbeddedPostgres({ dir })
+    yield* ensureDatabase(pg.adminUrl, "parley")
+    return pg.url("parley")
+  })
+
 /** For GET /readyz: database answers within 2 s and the newest migration is applied. */
 export const readiness: Effect.Effect<boolean, never, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

@@ -1,7 +1,10 @@
 /**
- * Admin CLI: the admin API's operations against DATABASE_URL (migrations are applied first).
+ * Admin CLI: the admin API's operations against DATABASE_URL, or without it against the embedded
+ * database the server uses (`$DATA_DIR/pg`; migrations are applied first).
  * Prints JSON on stdout; on failure one line on stderr and a non-zero exit (2 for usage errors).
  */
+import { existsSync, readFileSync } from "node:fs"
+import { resolve } from "node:path"
 import {
   Cause,
   type Context,
@@ -13,21 +16,22 @@ import {
   Logger,
   LogLevel,
   Option,
-  Redacted,
   Schema,
 } from "effect"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
-import { AppConfig } from "./Config.ts"
+import { AppConfig, type AppConfigShape } from "./Config.ts"
 import { isApiError } from "./Domain/Errors.ts"
 import { Text } from "./Domain/Fields.ts"
-import { SqlLive } from "./Sql.ts"
+import { embeddedUrl, SqlLive } from "./Sql.ts"
 
 const USAGE = `usage: npm run cli -- <command>
   org create <name>                    create an organization
   org list                             list organizations
   key create <org_id> [--name <name>]  create an API key (printed once, only its hash is stored)
   key list <org_id>                    list an organization's keys (never the keys themselves)
-  key revoke <key_id>                  revoke an API key (effective immediately)`
+  key revoke <key_id>                  revoke an API key (effective immediately)
+  --version                            print the version
+The database is DATABASE_URL, else the embedded one in $DATA_DIR/pg (DATA_DIR defaults to .data).`
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
@@ -99,11 +103,22 @@ const parse = (argv: ReadonlyArray<string>): Effect.Effect<Command, UsageError> 
     }
   })
 
-const databaseLayer = (url: string) =>
+/** DATABASE_URL, or the server's embedded database (started for the command if no server runs it). */
+const databaseLayer = (config: AppConfigShape) =>
   ApiKeys.Live.pipe(
-    Layer.provideMerge(SqlLive),
-    Layer.provide(AppConfig.layer({ databaseUrl: Option.some(Redacted.make(url)) })),
+    Layer.provideMerge(
+      Option.isSome(config.databaseUrl)
+        ? SqlLive
+        : Layer.unwrapScoped(
+            Effect.map(embeddedUrl(config.dataDir), (url) =>
+              SqlLive.pipe(Layer.provide(AppConfig.layer({ ...config, databaseUrl: Option.some(url) }))),
+            ),
+          ),
+    ),
+    Layer.provide(AppConfig.layer(config)),
   )
+
+const VERSION: string = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version
 
 /** One line for whatever went wrong. */
 const describe = (cause: Cause.Cause<unknown>): string => {
@@ -116,13 +131,21 @@ const describe = (cause: Cause.Cause<unknown>): string => {
     typeof error.message === "string"
   ) {
     const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : ""
-    const what = tag === "SqlError" || tag === "MigrationError" ? "database error: " : tag ? `${tag}: ` : ""
+    const what = ["SqlError", "MigrationError", "EmbeddedPostgresError"].includes(tag)
+      ? "database error: "
+      : tag
+        ? `${tag}: `
+        : ""
     return `${what}${error.message}`.split("\n")[0]
   }
   return String(error).split("\n")[0]
 }
 
 const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  if (argv.length === 1 && argv[0] === "--version") {
+    console.log(VERSION)
+    return 0
+  }
   if (argv.length === 0 || argv.includes("--help") || argv.includes("-h") || argv[0] === "help") {
     console.log(USAGE)
     return argv.length === 0 ? 2 : 0
@@ -132,13 +155,21 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     console.error(`error: ${parsed.left.message}\n${USAGE}`)
     return 2
   }
-  const url = process.env.DATABASE_URL?.trim()
-  if (!url) {
-    console.error("error: DATABASE_URL is not set; the CLI manages the PostgreSQL database it points to")
-    return 2
+  // the server's configuration (DATABASE_URL, DATA_DIR), validated as the server does
+  const config = await Effect.runPromise(Effect.either(Effect.provide(AppConfig, AppConfig.Live)))
+  if (Either.isLeft(config)) {
+    console.error(`error: invalid configuration: ${String(config.left).replace(/^\(|\)$/g, "")}`)
+    return 1
+  }
+  const { databaseUrl, dataDir } = config.right
+  if (Option.isNone(databaseUrl) && !existsSync(resolve(dataDir, "pg"))) {
+    console.error(
+      `error: no database: set DATABASE_URL, or run \`npm start\` once to create the embedded one in ${resolve(dataDir, "pg")}`,
+    )
+    return 1
   }
   const exit = await Effect.runPromiseExit(
-    parsed.right.pipe(Effect.provide(databaseLayer(url)), Logger.withMinimumLogLevel(LogLevel.None)),
+    parsed.right.pipe(Effect.provide(databaseLayer(config.right)), Logger.withMinimumLogLevel(LogLevel.None)),
   )
   if (Exit.isFailure(exit)) {
     console.error(`error: ${describe(exit.cause)}`)

@@ -1,6 +1,7 @@
+import { createServer } from "node:net"
 import { HttpServer } from "@effect/platform"
 import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
-import { ConfigError, Effect, Layer, Logger, Option, Schedule } from "effect"
+import { Cause, ConfigError, Data, Effect, Layer, Logger, Option, Schedule } from "effect"
 import { ServerLive } from "./App.ts"
 import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
 import { AppConfig } from "./Config.ts"
@@ -21,6 +22,31 @@ const HttpServerLive = Layer.unwrapEffect(
       // Http.ts enforces MAX_BODY_BYTES with the error envelope (declared lengths up front, chunked
       // bodies while reading); Bun's own limit would answer with a bare 413, so it is out of the way.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    }),
+  ),
+)
+
+class PortInUse extends Data.TaggedError("PortInUse")<{ readonly message: string }> {}
+
+const portInUse = ({ port, host }: { port: number; host: string }) =>
+  new PortInUse({ message: `port ${port} on ${host} is already in use (set PORT)` })
+
+const isAddressInUse = (u: unknown) =>
+  typeof u === "object" && u !== null && "code" in u && u.code === "EADDRINUSE"
+
+/**
+ * The database starts before the HTTP server (whose handlers need it), so a taken port is probed
+ * first: one line at once instead of a failure after the embedded PostgreSQL has started.
+ */
+const PortAvailable = Layer.effectDiscard(
+  Effect.flatMap(AppConfig, (config) =>
+    Effect.async<void, PortInUse>((resume) => {
+      if (config.port === 0) return resume(Effect.void)
+      const probe = createServer()
+      probe.once("error", (error) =>
+        resume(isAddressInUse(error) ? Effect.fail(portInUse(config)) : Effect.void),
+      )
+      probe.listen(config.port, config.host, () => probe.close(() => resume(Effect.void)))
     }),
   ),
 )
@@ -76,6 +102,7 @@ const MainLive = Layer.merge(Announce, Drain).pipe(
   Layer.provide(UpstreamsLive),
   Layer.provideMerge(CompletionHub.Live),
   Layer.provideMerge(SqlLive),
+  Layer.provide(PortAvailable),
   Layer.provide(LoggerLive),
   Layer.provideMerge(AppConfig.Live),
 )
@@ -91,7 +118,18 @@ const startupFailure = (error: unknown) =>
     process.exit(1)
   })
 
+/** Bun.serve throws (a defect) when it cannot bind, e.g. when the port was taken after the probe. */
+const bindFailure = (cause: Cause.Cause<unknown>) => {
+  const defect = Cause.dieOption(cause)
+  return Option.isSome(defect) && isAddressInUse(defect.value)
+    ? Effect.flatMap(AppConfig, (config) => startupFailure(portInUse(config))).pipe(
+        Effect.provide(AppConfig.Live),
+      )
+    : Effect.failCause(cause)
+}
+
 Layer.launch(MainLive).pipe(
   Effect.catchAll(startupFailure),
+  Effect.catchAllCause(bindFailure),
   BunRuntime.runMain({ disablePrettyLogger: true }),
 )

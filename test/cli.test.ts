@@ -1,9 +1,13 @@
-/** `npm run cli` (bun src/cli.ts): organizations and API keys against DATABASE_URL (SPEC §4). */
+/** `npm run cli` (bun src/cli.ts): organizations and API keys against DATABASE_URL or the embedded
+ * database in $DATA_DIR/pg (SPEC §4). */
 import { beforeAll, describe, expect, test } from "bun:test"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { hashKey } from "../src/Auth/ApiKeys.ts"
+import { ensureDatabase, startEmbeddedPostgres } from "../src/Sql.ts"
 import { freshDatabaseUrl, sqlLayerFor } from "./support/db.ts"
 
 const ROOT = join(import.meta.dir, "..")
@@ -57,10 +61,50 @@ const fails = async (
 }
 
 describe("cli", () => {
-  test("requires DATABASE_URL", async () => {
-    const line = await fails(["org", "list"], 2, {})
-    expect(line).toContain("DATABASE_URL is not set")
+  test("--version; without DATABASE_URL nor an embedded database → exit 1 with one line", async () => {
+    const version = await cli(["--version"])
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
+    expect(version).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" })
+    const dataDir = mkdtempSync(join(tmpdir(), "parley-cli-"))
+    try {
+      const line = await fails(["org", "list"], 1, { DATA_DIR: dataDir })
+      expect(line).toBe(
+        `error: no database: set DATABASE_URL, or run \`npm start\` once to create the embedded one in ${join(dataDir, "pg")}`,
+      )
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
+
+  test("without DATABASE_URL: the embedded database a server runs, or started for the command", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "parley-cli-"))
+    const dir = join(dataDir, "pg")
+    const scope = Effect.runSync(Scope.make())
+    try {
+      // what `npm start` leaves running: the cluster in $DATA_DIR/pg with a `parley` database
+      const pg = await Effect.runPromise(
+        startEmbeddedPostgres({ dir, ephemeral: true }).pipe(
+          Scope.extend(scope),
+          Effect.tap((pg) => ensureDatabase(pg.adminUrl, "parley")),
+        ),
+      )
+      const org = JSON.parse((await cli(["org", "create", "Embedded"], { DATA_DIR: dataDir })).stdout)
+      expect(org.name).toBe("Embedded")
+      expect(existsSync(join(dir, "postmaster.pid"))).toBe(true)
+      expect(pg.pid).toBe(Number.parseInt(readFileSync(join(dir, "postmaster.pid"), "utf8"), 10))
+
+      // the server has stopped: the command starts the cluster and stops it again
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      expect(existsSync(join(dir, "postmaster.pid"))).toBe(false)
+      const listed = await cli(["org", "list"], { DATA_DIR: dataDir })
+      expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: "" })
+      expect(JSON.parse(listed.stdout)).toEqual([org])
+      expect(existsSync(join(dir, "postmaster.pid"))).toBe(false)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 60_000)
 
   test("usage errors exit 2 and show the usage", async () => {
     const none = await cli([], { DATABASE_URL: url })

@@ -155,6 +155,8 @@ describe("malformed requests", () => {
       })
       const error = await expectError(res, 415, "unsupported_media_type", "invalid_request_error")
       expect(error.message).toContain(contentType)
+      // curl -d's default type gets a hint at the fix
+      expect(error.message.includes("curl")).toBe(contentType === "application/x-www-form-urlencoded")
     }
     expect(await agentCount(orgId)).toBe(0)
   })
@@ -333,7 +335,7 @@ describe("operations", () => {
       "invalid_request",
       "invalid_request_body",
       "invalid_json_body",
-      "route_not_found",
+      "voice_session_not_found",
       "voice_agent_not_found",
       "internal_error",
     ]) {

@@ -27,37 +27,47 @@ export class AgentsApi extends HttpApiGroup.make("agents")
   .add(
     HttpApiEndpoint.post("create", "/api/v1/voice/agents")
       .setPayload(CreateAgent)
-      .addSuccess(Envelope("voice_agent", AgentCreated)),
+      .addSuccess(Envelope("voice_agent", AgentCreated))
+      .annotate(OpenApi.Summary, "Create a voice agent"),
   )
   .add(
     HttpApiEndpoint.get("list", "/api/v1/voice/agents")
       .setUrlParams(Pagination)
-      .addSuccess(Envelope("list", ListOf(AgentSummary))),
+      .addSuccess(Envelope("list", ListOf(AgentSummary)))
+      .annotate(OpenApi.Summary, "List voice agents"),
   )
   .add(
     HttpApiEndpoint.get("get", "/api/v1/voice/agents/:id")
       .setPath(path)
       .addSuccess(Envelope("voice_agent", Agent))
-      .addError(wire(VoiceAgentNotFound)),
+      .addError(wire(VoiceAgentNotFound))
+      .annotate(OpenApi.Summary, "Get a voice agent"),
   )
   .add(
     HttpApiEndpoint.get("preview", "/api/v1/voice/agents/:id/preview")
       .setPath(path)
       .addSuccess(Envelope("voice_agent_preview", AgentPreview))
-      .addError(wire(VoiceAgentNotFound)),
+      .addError(wire(VoiceAgentNotFound))
+      .annotate(OpenApi.Summary, "Preview a voice agent's system instruction"),
   )
   .add(
     HttpApiEndpoint.patch("update", "/api/v1/voice/agents/:id")
       .setPath(path)
       .setPayload(UpdateAgent)
       .addSuccess(Envelope("voice_agent", Agent))
-      .addError(wire(VoiceAgentNotFound)),
+      .addError(wire(VoiceAgentNotFound))
+      .annotate(OpenApi.Summary, "Update a voice agent"),
   )
   .add(
     HttpApiEndpoint.del("delete", "/api/v1/voice/agents/:id")
       .setPath(path)
       .addSuccess(Envelope("voice_agent.deleted", AgentDeleted))
-      .addError(wire(VoiceAgentNotFound)),
+      .addError(wire(VoiceAgentNotFound))
+      .annotate(OpenApi.Summary, "Delete a voice agent"),
   )
   .middleware(Authenticated)
-  .annotate(OpenApi.Title, "Voice agents") {}
+  .annotate(OpenApi.Title, "Voice agents")
+  .annotate(
+    OpenApi.Description,
+    "Agent definitions: persona, questions, behaviours and output schema, compiled into a system instruction.",
+  ) {}

@@ -30,26 +30,43 @@ export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.post("createOrg", "/admin/v1/orgs")
       .setPayload(Schema.Struct({ name: Text(1, 200) }).annotations({ ...strict, ...object }))
-      .addSuccess(Envelope("organization", Organization), { status: 201 }),
+      .addSuccess(Envelope("organization", Organization), { status: 201 })
+      .annotate(OpenApi.Summary, "Create an organization"),
+  )
+  .add(
+    HttpApiEndpoint.get("listOrgs", "/admin/v1/orgs")
+      .addSuccess(Envelope("list", ListOf(Organization)))
+      .annotate(OpenApi.Summary, "List organizations")
+      .annotate(OpenApi.Description, "Every organization, newest first."),
   )
   .add(
     HttpApiEndpoint.post("createKey", "/admin/v1/orgs/:org_id/api_keys")
       .setPath(Schema.Struct({ org_id: uuidParam }))
       .setPayload(Schema.Struct({ name: optional(Text(1, 200)) }).annotations({ ...strict, ...object }))
       .addSuccess(Envelope("api_key", ApiKeyCreated), { status: 201 })
-      .addError(wire(OrganizationNotFound)),
+      .addError(wire(OrganizationNotFound))
+      .annotate(OpenApi.Summary, "Create an API key")
+      .annotate(OpenApi.Description, "The key is in this response only; Parley stores its SHA-256 digest."),
   )
   .add(
     HttpApiEndpoint.get("listKeys", "/admin/v1/orgs/:org_id/api_keys")
       .setPath(Schema.Struct({ org_id: uuidParam }))
       .addSuccess(Envelope("list", ListOf(ApiKeyInfo)))
-      .addError(wire(OrganizationNotFound)),
+      .addError(wire(OrganizationNotFound))
+      .annotate(OpenApi.Summary, "List an organization's API keys")
+      .annotate(OpenApi.Description, "Newest first; never the keys themselves."),
   )
   .add(
     HttpApiEndpoint.del("revokeKey", "/admin/v1/api_keys/:key_id")
       .setPath(Schema.Struct({ key_id: uuidParam }))
       .addSuccess(Envelope("api_key", Schema.Struct({ key_id: Schema.UUID, revoked: Schema.Literal(true) })))
-      .addError(wire(ApiKeyNotFound)),
+      .addError(wire(ApiKeyNotFound))
+      .annotate(OpenApi.Summary, "Revoke an API key")
+      .annotate(OpenApi.Description, "Effective immediately; revoking a revoked key is still 200."),
   )
   .middleware(AdminAuthenticated)
-  .annotate(OpenApi.Description, "Organizations and API keys (enabled only when ADMIN_TOKEN is set).") {}
+  .annotate(OpenApi.Title, "Admin")
+  .annotate(
+    OpenApi.Description,
+    "Organizations and API keys, with `Authorization: Bearer $ADMIN_TOKEN`. While ADMIN_TOKEN is unset every /admin path answers 404 route_not_found.",
+  ) {}

@@ -153,3 +153,10 @@ export const IntParam = (min: number, max: number) =>
     Schema.int({ message: () => "must be an integer" }),
     Schema.between(min, max, { message: () => `must be between ${min} and ${max}` }),
   )
+
+/** A boolean query parameter: exactly `true` or `false` on the wire, documented as a boolean. */
+export const BoolParam = Schema.transform(
+  Schema.Literal("true", "false").annotations({ message: () => 'must be "true" or "false"' }),
+  Schema.Boolean,
+  { strict: true, decode: (s) => s === "true", encode: (b) => (b ? "true" : "false") },
+).annotations({ jsonSchema: { type: "boolean" } })

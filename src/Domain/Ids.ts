@@ -1,7 +1,10 @@
 import { Schema } from "effect"
 import { Str } from "./Fields.ts"
 
-const Uuid = Schema.compose(Str, Schema.UUID.annotations({ message: () => "must be a UUID" }))
+// documented as the UUID it is (the string-first composition would otherwise show a bare string)
+const Uuid = Schema.compose(Str, Schema.UUID.annotations({ message: () => "must be a UUID" })).annotations({
+  jsonSchema: { type: "string", format: "uuid" },
+})
 
 export const OrgId = Uuid.pipe(Schema.brand("OrgId"))
 export type OrgId = typeof OrgId.Type

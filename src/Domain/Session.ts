@@ -1,6 +1,17 @@
 import { Schema } from "effect"
 import { Voice } from "./Agent.ts"
-import { IntBetween, IntParam, JsonObject, Num, object, optional, Str, strict, Text } from "./Fields.ts"
+import {
+  BoolParam,
+  IntBetween,
+  IntParam,
+  JsonObject,
+  Num,
+  object,
+  optional,
+  Str,
+  strict,
+  Text,
+} from "./Fields.ts"
 import { AgentId, SessionId } from "./Ids.ts"
 
 export const SessionStatus = Schema.Literal("active", "completing", "completed", "failed", "expired")
@@ -98,9 +109,7 @@ export const CompletedEnvelope = Schema.Struct({
 })
 
 export const WaitParams = Schema.Struct({
-  wait_for_completion: Schema.optional(
-    Schema.Literal("true", "false").annotations({ message: () => 'must be "true" or "false"' }),
-  ),
+  wait_for_completion: Schema.optional(BoolParam),
   timeout_seconds: Schema.optional(IntParam(1, 120)),
 })
 

@@ -21,7 +21,14 @@ export const checkBody = (
   const contentType = request.headers["content-type"]
   if (hasBody && contentType !== undefined && !RAW_BODY_ROUTES.has(pathname) && !isJson(contentType))
     return Option.some(
-      new UnsupportedMediaType({ message: `Content-Type must be application/json, not ${contentType}.` }),
+      new UnsupportedMediaType({
+        message: `Content-Type must be application/json, not ${contentType}${
+          // what `curl -d` sends unless told otherwise
+          /^application\/x-www-form-urlencoded\b/i.test(contentType)
+            ? " (with curl -d, add -H 'Content-Type: application/json')"
+            : ""
+        }.`,
+      }),
     )
   return Option.none()
 }

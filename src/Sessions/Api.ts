@@ -31,7 +31,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addError(wire(VoiceSessionTtlTooShort))
       .addError(wire(VoiceAgentNotFound))
       .addError(wire(VoiceLiveKitFailed))
-      .addError(wire(VoiceGeminiEphemeralFailed)),
+      .addError(wire(VoiceGeminiEphemeralFailed))
+      .annotate(OpenApi.Summary, "Start a voice session"),
   )
   .add(
     HttpApiEndpoint.get("get", "/api/v1/voice/sessions/:id")
@@ -39,6 +40,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .setUrlParams(WaitParams)
       .addSuccess(Envelope("voice_session", Session))
       .addError(wire(VoiceSessionNotFound))
+      .annotate(OpenApi.Summary, "Get a voice session, optionally waiting for its result")
       .annotate(
         OpenApi.Description,
         "With wait_for_completion=true, waits (up to timeout_seconds, default 30) until the session is terminal.",
@@ -51,7 +53,12 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addSuccess(CompletedEnvelope)
       .addError(wire(VoiceSessionNotFound))
       .addError(wire(VoiceSessionNotActive))
-      .addError(wire(VoiceResultExtractionFailed)),
+      .addError(wire(VoiceResultExtractionFailed))
+      .annotate(OpenApi.Summary, "Complete a voice session with its transcript"),
   )
   .middleware(Authenticated)
-  .annotate(OpenApi.Title, "Voice sessions") {}
+  .annotate(OpenApi.Title, "Voice sessions")
+  .annotate(
+    OpenApi.Description,
+    "Start a session (LiveKit room and Gemini Live credentials), read or long-poll it, complete it with a transcript to get structured results.",
+  ) {}

@@ -21,7 +21,7 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
             sessions.read(
               orgId,
               path.id,
-              urlParams.wait_for_completion === "true",
+              urlParams.wait_for_completion ?? false,
               urlParams.timeout_seconds ?? DEFAULT_WAIT_SECONDS,
             ),
           ),

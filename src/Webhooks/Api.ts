@@ -10,9 +10,14 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
       .addSuccess(Envelope("webhook_receipt", WebhookReceipt))
       .addError(wire(WebhookVerificationFailed))
       .addError(wire(ServiceUnavailable))
+      .annotate(OpenApi.Summary, "Receive a LiveKit webhook")
       .annotate(
         OpenApi.Description,
         "LiveKit-signed webhook receiver: `Authorization` is a JWT signed with the webhook key/secret whose sha256 claim is the body's digest.",
       ),
   )
-  .annotate(OpenApi.Title, "LiveKit webhooks") {}
+  .annotate(OpenApi.Title, "Webhooks")
+  .annotate(
+    OpenApi.Description,
+    "Room and participant events from LiveKit, recorded in the session's metadata (no API key: LiveKit signs the request).",
+  ) {}
