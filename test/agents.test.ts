@@ -710,7 +710,9 @@ describe("GET /api/v1/voice/voices", () => {
     const voices = list.data ?? []
     expect(voices.map((v) => v.name)).toEqual([...VOICES])
     expect(voices.filter((v) => v.default === true).map((v) => v.name)).toEqual(["Puck"])
-    expect(voices[0]).toEqual({ name: "Puck", provider: "gemini_live", default: true })
+    // Pi's item fields (name, description, default), plus the provider
+    expect(voices[0]).toEqual({ name: "Puck", description: "Upbeat", provider: "gemini_live", default: true })
+    expect(voices.find((v) => v.name === "Kore")?.description).toBe("Firm")
     for (const name of ["Zephyr", "Charon", "Kore", "Fenrir", "Aoede", "Zubenelgenubi", "Sulafat"])
       expect(voices.some((v) => v.name === name)).toBe(true)
   })

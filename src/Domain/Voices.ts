@@ -34,3 +34,37 @@ export const VOICES = [
 
 export type VoiceName = (typeof VOICES)[number]
 export const DEFAULT_VOICE: VoiceName = "Puck"
+
+/** Google's one-word character of each voice, listed as the Pi API lists it (`description`). */
+export const VOICE_DESCRIPTIONS: Readonly<Record<VoiceName, string>> = {
+  Puck: "Upbeat",
+  Zephyr: "Bright",
+  Charon: "Informative",
+  Kore: "Firm",
+  Fenrir: "Excitable",
+  Leda: "Youthful",
+  Orus: "Firm",
+  Aoede: "Breezy",
+  Callirrhoe: "Easy-going",
+  Autonoe: "Bright",
+  Enceladus: "Breathy",
+  Iapetus: "Clear",
+  Umbriel: "Easy-going",
+  Algieba: "Smooth",
+  Despina: "Smooth",
+  Erinome: "Clear",
+  Algenib: "Gravelly",
+  Rasalgethi: "Informative",
+  Laomedeia: "Upbeat",
+  Achernar: "Soft",
+  Alnilam: "Firm",
+  Schedar: "Even",
+  Gacrux: "Mature",
+  Pulcherrima: "Forward",
+  Achird: "Friendly",
+  Zubenelgenubi: "Casual",
+  Vindemiatrix: "Gentle",
+  Sadachbia: "Lively",
+  Sadaltager: "Knowledgeable",
+  Sulafat: "Warm",
+}

@@ -5,6 +5,7 @@ import { Envelope, ListOf } from "../Domain/Envelope.ts"
 
 export const VoiceInfo = Schema.Struct({
   name: Schema.String,
+  description: Schema.String,
   provider: Schema.Literal("gemini_live"),
   default: Schema.Boolean,
 })
