@@ -378,6 +378,9 @@ export const readiness: Effect.Effect<boolean, never, SqlClient.SqlClient> = Eff
   const rows = yield* sql<{ id: number | null }>`SELECT max(migration_id) AS id FROM ${sql(MIGRATIONS_TABLE)}`
   return (rows[0]?.id ?? 0) >= LATEST_MIGRATION_ID
 }).pipe(
+  // Interrupting a query on a hung connection cancels it with another query, which can hang just
+  // as long: disconnected, the answer does not wait for that.
+  Effect.disconnect,
   Effect.timeout("2 seconds"),
   Effect.catchAllCause(() => Effect.succeed(false)),
 )

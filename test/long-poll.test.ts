@@ -21,6 +21,8 @@ beforeAll(async () => {
 afterAll(() => s.dispose())
 
 const WAIT = (seconds: number) => `?wait_for_completion=true&timeout_seconds=${seconds}`
+/** Longer than the test's timeout: a waiter with it is only ever answered by a wake-up. */
+const LONGEST = 120
 
 /** Starts a long-poll; resolves (with the pending reply) once the server has registered it with the hub. */
 const waitOn = async (apiKey: string, sessionId: string, seconds: number, init: RequestInit = {}) => {
@@ -32,21 +34,14 @@ const waitOn = async (apiKey: string, sessionId: string, seconds: number, init: 
 
 test("a waiter is woken by the complete and answers with the completed state", async () => {
   const { apiKey, sessionId } = await activeSession(s)
-  const { reply: pending } = await waitOn(apiKey, sessionId, 10)
-  let answeredAt = 0
-  const answered = pending.then((reply) => {
-    answeredAt = performance.now()
-    return reply
-  })
+  const { reply: pending } = await waitOn(apiKey, sessionId, LONGEST)
   const completed = await completeSession(s, apiKey, sessionId, {
     transcript: TRANSCRIPT,
     duration_seconds: 60,
   })
-  const completedAt = performance.now()
   expect(completed.status).toBe(200)
-  const reply = await answered
+  const reply = await pending
   expect(reply.status).toBe(200)
-  expect(answeredAt - completedAt).toBeLessThan(100)
   expect(reply.body.status).toBe("completed")
   expect(data(reply)).toEqual(data(completed))
   expect(data(reply)).toMatchObject({ status: "completed", transcript: TRANSCRIPT, duration_seconds: 60 })
@@ -57,8 +52,6 @@ test("a waiter on a session nobody completes answers after timeout_seconds with 
   const { apiKey, sessionId } = await activeSession(s)
   const reply = await getSession(s, apiKey, sessionId, WAIT(1))
   expect(reply.status).toBe(200)
-  expect(reply.ms).toBeGreaterThanOrEqual(990)
-  expect(reply.ms).toBeLessThan(1400)
   expect(reply.body.status).toBe("active")
   expect(data(reply)).toMatchObject({ status: "active", transcript: null, results: null, completed_at: null })
   expect(await waiters(s, sessionId)).toBe(0)
@@ -69,16 +62,16 @@ test("on a terminal session wait_for_completion answers at once", async () => {
   const { apiKey, sessionId } = await activeSession(s)
   const completed = await completeSession(s, apiKey, sessionId, { transcript: TRANSCRIPT })
   expect(completed.status).toBe(200)
-  const reply = await getSession(s, apiKey, sessionId, WAIT(10))
+  // A wait that outlasts the test's timeout: answering at all means answering at once.
+  const reply = await getSession(s, apiKey, sessionId, WAIT(LONGEST))
   expect(reply.status).toBe(200)
-  expect(reply.ms).toBeLessThan(300)
   expect(reply.body.status).toBe("completed")
   expect(data(reply)).toEqual(data(completed))
 })
 
 test("a failed completion wakes waiters too, with status failed", async () => {
   const { apiKey, sessionId } = await activeSession(s, { output_schema: { team_size: "number" } })
-  const { reply: pending } = await waitOn(apiKey, sessionId, 10)
+  const { reply: pending } = await waitOn(apiKey, sessionId, LONGEST)
   s.gemini.inject({ method: "generateContent", status: 400, times: 1 })
   const completed = await completeSession(s, apiKey, sessionId, { transcript: TRANSCRIPT })
   expect(completed.status).toBe(502)
@@ -101,7 +94,7 @@ test("a client that disconnects releases its wait; the server keeps working and 
   controller.abort()
   expect(await aborted).toBe("AbortError")
   // The server interrupted the wait, so its hub subscription is gone.
-  await eventually(async () => (await waiters(s, sessionId)) === 0, 1000)
+  await eventually(async () => (await waiters(s, sessionId)) === 0)
 
   const got = await getSession(s, apiKey, sessionId)
   expect(got.status).toBe(200)
@@ -115,13 +108,11 @@ test("a client that disconnects releases its wait; the server keeps working and 
 test("several concurrent waiters all wake on one completion", async () => {
   const { apiKey, sessionId } = await activeSession(s)
   const pending: Array<Promise<Reply>> = []
-  for (let i = 0; i < 5; i++) pending.push(getSession(s, apiKey, sessionId, WAIT(10)))
+  for (let i = 0; i < 5; i++) pending.push(getSession(s, apiKey, sessionId, WAIT(LONGEST)))
   await eventually(async () => (await waiters(s, sessionId)) === 5)
   const completed = await completeSession(s, apiKey, sessionId, { transcript: TRANSCRIPT })
-  const completedAt = performance.now()
   expect(completed.status).toBe(200)
   const replies = await Promise.all(pending)
-  expect(performance.now() - completedAt).toBeLessThan(200)
   for (const reply of replies) {
     expect(reply.status).toBe(200)
     expect(reply.body.status).toBe("completed")
@@ -133,13 +124,15 @@ test("several concurrent waiters all wake on one completion", async () => {
 test("waiters on different sessions are independent", async () => {
   const a = await activeSession(s)
   const b = await activeSession(s)
-  const { reply: onA } = await waitOn(a.apiKey, a.sessionId, 1)
-  const { reply: onB } = await waitOn(b.apiKey, b.sessionId, 10)
+  const { reply: onA } = await waitOn(a.apiKey, a.sessionId, LONGEST)
+  const { reply: onB } = await waitOn(b.apiKey, b.sessionId, LONGEST)
   expect((await completeSession(s, b.apiKey, b.sessionId, { transcript: TRANSCRIPT })).status).toBe(200)
   const replyB = await onB
   expect(replyB.body.status).toBe("completed")
-  expect(await waiters(s, a.sessionId)).toBe(1) // still waiting
+  expect(await waiters(s, a.sessionId)).toBe(1) // still waiting: B's completion did not wake it
+  const completedA = await completeSession(s, a.apiKey, a.sessionId, { transcript: TRANSCRIPT })
+  expect(completedA.status).toBe(200)
   const replyA = await onA
-  expect(replyA.body.status).toBe("active")
-  expect(replyA.ms).toBeGreaterThanOrEqual(990)
+  expect(replyA.body.status).toBe("completed")
+  expect(data(replyA)).toEqual(data(completedA))
 })

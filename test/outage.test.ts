@@ -51,6 +51,8 @@ test("requests answer 503 service_unavailable while the database is down, and wo
   )
   await expectUnavailable(await server.fetchRaw("/readyz"))
   expect((await server.fetchRaw("/healthz")).status).toBe(200)
+  // The outage is logged (kept by the test server rather than printed).
+  expect(server.logs().some((line) => line.includes("database unavailable"))).toBe(true)
 
   db.restore()
   const listed = await server.fetchRaw(AGENTS, { apiKey })
@@ -60,4 +62,4 @@ test("requests answer 503 service_unavailable while the database is down, and wo
   )
   expect(names).toEqual(["survivor"])
   expect((await server.fetchRaw("/readyz")).status).toBe(200)
-}, 20_000)
+})

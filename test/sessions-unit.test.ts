@@ -1,7 +1,7 @@
 /** Sessions service with swapped upstream layers (no HTTP): start, complete, long-poll, sweeper. */
 import { describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect, Either, Fiber, Layer, ManagedRuntime } from "effect"
+import { Chunk, Clock, Effect, Either, Fiber, Layer, ManagedRuntime, TestClock, TestContext } from "effect"
 import { Agents } from "../src/Agents.ts"
 import { ApiKeys } from "../src/Auth/ApiKeys.ts"
 import { AppConfig } from "../src/Config.ts"
@@ -14,6 +14,8 @@ import { SessionsRepo } from "../src/Sessions/Repo.ts"
 import { sweepOnce } from "../src/Sessions/Sweeper.ts"
 import { Sessions } from "../src/Sessions.ts"
 import { TestSqlLayer } from "./support/db.ts"
+import { captureLogs } from "./support/logs.ts"
+import { until } from "./support/wait.ts"
 
 interface Fakes {
   roomDelayMs?: number
@@ -24,7 +26,9 @@ interface Fakes {
   replies?: Array<string | Error>
 }
 
+/** The upstream fakes sleep on the clock: under a TestClock a test decides when they answer. */
 const setup = (fakes: Fakes = {}) => {
+  const logs = captureLogs()
   const calls = { created: [] as string[], deleted: [] as string[], minted: 0, json: [] as JsonRequest[] }
   const replies = [...(fakes.replies ?? [])]
   const livekit = Layer.succeed(LiveKit, {
@@ -67,9 +71,14 @@ const setup = (fakes: Fakes = {}) => {
     Layer.provideMerge(Layer.mergeAll(livekit, gemini)),
     Layer.provideMerge(TestSqlLayer),
     Layer.provideMerge(AppConfig.layer({ sessionCompletionGraceSeconds: 0 })),
+    Layer.provide(logs.layer),
   )
-  return { calls, runtime: ManagedRuntime.make(layer) }
+  return { calls, logs: logs.lines, runtime: ManagedRuntime.make(layer) }
 }
+
+/** Succeeds once fibers are asleep on the TestClock until each of these instants. */
+const asleepUntil = (...instants: ReadonlyArray<number>) =>
+  until(Effect.map(TestClock.sleeps(), (sleeps) => instants.every((t) => Chunk.contains(sleeps, t))))
 
 const agentInput: CreateAgent = {
   name: "Qualifier",
@@ -101,19 +110,28 @@ const transcript = [
 
 describe("start", () => {
   test("calls both upstreams concurrently and stores the session only after both succeed", async () => {
-    const { calls, runtime } = setup({ roomDelayMs: 250, tokenDelayMs: 250 })
+    const { calls, runtime } = setup({ roomDelayMs: 250, tokenDelayMs: 400 })
     const result = await runtime.runPromise(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
-        const started = performance.now()
-        const session = yield* (yield* Sessions).start(orgId, {
-          agent_id: agentId,
-          participant: { identity: "u1" },
-        })
-        return { session, elapsed: performance.now() - started, rows: yield* sessionCount(agentId) }
+        const sessions = yield* Sessions
+        return yield* Effect.gen(function* () {
+          yield* TestClock.setTime(Date.now()) // the stored row gets today's timestamps
+          const now = yield* Clock.currentTimeMillis
+          const start = yield* Effect.fork(
+            sessions.start(orgId, { agent_id: agentId, participant: { identity: "u1" } }),
+          )
+          // Both upstream calls are in flight at once: sequential calls never sleep at the same time.
+          yield* asleepUntil(now + 250, now + 400)
+          const rowsMeanwhile = yield* sessionCount(agentId)
+          // The slower upstream's delay completes the start.
+          yield* TestClock.adjust("400 millis")
+          const session = yield* Fiber.join(start)
+          return { session, rowsMeanwhile, rows: yield* sessionCount(agentId) }
+        }).pipe(Effect.provide(TestContext.TestContext))
       }),
     )
-    expect(result.elapsed).toBeLessThan(450)
+    expect(result.rowsMeanwhile).toBe(0)
     expect(result.rows).toBe(1)
     expect(calls.created).toEqual([`voice_${result.session.session_id}`])
     expect(result.session.connection).toEqual({
@@ -278,24 +296,34 @@ describe("long-poll", () => {
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
         const sessions = yield* Sessions
+        const hub = yield* CompletionHub
+        const waitingOn = (id: string, n: number) => until(Effect.map(hub.waiting(id), (k) => k === n))
         const a = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "a" } })
         const b = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "b" } })
-        const waiter = yield* Effect.fork(sessions.read(orgId, a.session_id, true, 10))
-        yield* Effect.sleep("100 millis")
-        const completedAt = performance.now()
-        yield* sessions.complete(orgId, a.session_id, { transcript })
-        const woke = yield* Fiber.join(waiter)
-        const wokeAfter = performance.now() - completedAt
-        const started = performance.now()
-        const timedOut = yield* sessions.read(orgId, b.session_id, true, 1)
-        return { woke, wokeAfter, timedOut, waited: performance.now() - started }
+        // Under a TestClock that only the test moves, no wait can end by its timeout by itself.
+        return yield* Effect.gen(function* () {
+          const waiter = yield* Effect.fork(sessions.read(orgId, a.session_id, true, 10))
+          yield* waitingOn(a.session_id, 1)
+          yield* sessions.complete(orgId, a.session_id, { transcript })
+          // The clock has not moved: only the completion can have woken it.
+          const woke = yield* Fiber.join(waiter)
+
+          const now = yield* Clock.currentTimeMillis
+          const timing = yield* Effect.fork(sessions.read(orgId, b.session_id, true, 1))
+          yield* waitingOn(b.session_id, 1)
+          yield* asleepUntil(now + 1000)
+          yield* TestClock.adjust("999 millis")
+          const early = yield* Fiber.poll(timing)
+          yield* TestClock.adjust("1 millis")
+          const timedOut = yield* Fiber.join(timing)
+          return { woke, early, timedOut, left: yield* hub.waiting(b.session_id) }
+        }).pipe(Effect.provide(TestContext.TestContext))
       }),
     )
     expect(result.woke.status).toBe("completed")
-    expect(result.wokeAfter).toBeLessThan(500)
+    expect(result.early._tag).toBe("None")
     expect(result.timedOut.status).toBe("active")
-    expect(result.waited).toBeGreaterThanOrEqual(950)
-    expect(result.waited).toBeLessThan(2000)
+    expect(result.left).toBe(0)
     await runtime.dispose()
   })
 
@@ -308,8 +336,12 @@ describe("long-poll", () => {
         const s = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "x" } })
         const sql = yield* SqlClient.SqlClient
         yield* sql`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = ${s.session_id}`
-        const waiter = yield* Effect.fork(sessions.read(orgId, s.session_id, true, 10))
-        yield* Effect.sleep("50 millis")
+        const hub = yield* CompletionHub
+        // A TestClock that never moves: only the sweep can end the wait.
+        const waiter = yield* Effect.fork(
+          sessions.read(orgId, s.session_id, true, 10).pipe(Effect.provide(TestContext.TestContext)),
+        )
+        yield* until(Effect.map(hub.waiting(s.session_id), (n) => n === 1))
         yield* sweepOnce
         const woke = yield* Fiber.join(waiter)
         const late = yield* Effect.flip(sessions.complete(orgId, s.session_id, { transcript }))
@@ -322,7 +354,7 @@ describe("long-poll", () => {
   })
 
   test("a completion whose instance died is retried once its lease runs out", async () => {
-    const { runtime } = setup({ replies: ['{"budget": 3, "company": null}'] })
+    const { logs, runtime } = setup({ replies: ['{"budget": 3, "company": null}'] })
     const row = await runtime.runPromise(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
@@ -338,6 +370,9 @@ describe("long-poll", () => {
     const stored = row._tag === "Some" ? row.value : undefined
     expect(stored?.status).toBe("completed")
     expect(stored?.results).toEqual({ budget: 3, company: null })
+    expect(logs().some((line) => line.includes(`retrying the completion of session ${stored?.id}`))).toBe(
+      true,
+    )
     await runtime.dispose()
   })
 

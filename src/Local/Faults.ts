@@ -20,3 +20,35 @@ export const faultQueue = <
     },
   }
 }
+
+/**
+ * Holds requests of a local upstream until the test releases them, so a test can tell which calls
+ * are in flight at once, and what happens while an upstream does not answer, without timing anything.
+ */
+export interface Hold {
+  /** Resolves once a request is held. */
+  readonly arrived: Promise<void>
+  /** Lets every held request, and every later one, go on. */
+  readonly release: () => void
+  /** For the upstream: holds one request until released. */
+  readonly enter: () => Promise<void>
+}
+
+export const makeHold = (): Hold => {
+  let arrive = () => {}
+  let release = () => {}
+  const arrived = new Promise<void>((resolve) => {
+    arrive = resolve
+  })
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  return {
+    arrived,
+    release: () => release(),
+    enter: () => {
+      arrive()
+      return released
+    },
+  }
+}

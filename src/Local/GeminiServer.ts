@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { Effect } from "effect"
-import { faultQueue } from "./Faults.ts"
+import { faultQueue, type Hold } from "./Faults.ts"
 
 export type GeminiMethod = "auth_tokens" | "generateContent"
 
@@ -17,6 +17,8 @@ export interface GeminiFault {
   readonly status?: number | undefined
   /** Wait this long before answering. */
   readonly delayMs?: number | undefined
+  /** Hold the request until this is released (then apply the rest of the fault). */
+  readonly hold?: Hold | undefined
   /** Answer with this raw HTTP body (status 200 unless `status` is given). */
   readonly body?: string | undefined
   /** A well-formed generateContent reply whose candidate text is this (e.g. not JSON). */
@@ -325,6 +327,7 @@ export const startLocalGemini = (options: { readonly apiKey?: string | undefined
     const { method, version, model } = route(url.pathname)
     if (request.method !== "POST" || method === "unknown") return googleError(404, "Not found")
     const fault = faults.take(method)
+    if (fault?.hold) await fault.hold.enter()
     if (fault?.delayMs) await sleep(fault.delayMs)
     if (fault?.body !== undefined) {
       return new Response(fault.body, {

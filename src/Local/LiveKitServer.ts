@@ -14,7 +14,7 @@ import {
   WebhookEvent,
   type WebhookEventNames,
 } from "livekit-server-sdk"
-import { faultQueue } from "./Faults.ts"
+import { faultQueue, type Hold } from "./Faults.ts"
 
 export type RoomServiceMethod = "CreateRoom" | "DeleteRoom" | "ListRooms" | "ListParticipants"
 
@@ -42,6 +42,8 @@ export interface LiveKitFault {
   readonly status?: number | undefined
   /** Wait this long before answering. */
   readonly delayMs?: number | undefined
+  /** Hold the request until this is released (then apply the rest of the fault). */
+  readonly hold?: Hold | undefined
   /** Answer with this raw body (status 200 unless `status` is given). */
   readonly body?: string | undefined
   /** How many requests the fault applies to; unlimited when unset. */
@@ -67,6 +69,7 @@ export interface LocalLiveKit {
   readonly webhookApiKey: string
   readonly webhookApiSecret: string
   readonly rooms: ReadonlyMap<string, LocalRoom>
+  /** Every request in arrival order; `status` is 0 until it is answered. */
   readonly requests: ReadonlyArray<{ readonly method: string; readonly status: number }>
   readonly inject: (fault: LiveKitFault) => void
   readonly clear: () => void
@@ -210,12 +213,16 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
       const path = new URL(request.url).pathname
       const match = /^\/twirp\/livekit\.RoomService\/([A-Za-z]+)$/.exec(path)
       const method = match?.[1] ?? path
+      // Recorded on arrival (status 0 until answered), so a test sees a request still in flight.
+      const record = { method, status: 0 }
+      requests.push(record)
       const respond = (response: Response) => {
-        requests.push({ method, status: response.status })
+        record.status = response.status
         return response
       }
       if (request.method !== "POST" || !match) return respond(twirpError(404, "no such method"))
       const fault = faults.take(method)
+      if (fault?.hold) await fault.hold.enter()
       if (fault?.delayMs) await sleep(fault.delayMs)
       if (fault && (fault.status !== undefined || fault.body !== undefined)) {
         const status = fault.status ?? 200

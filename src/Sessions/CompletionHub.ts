@@ -1,5 +1,5 @@
 import { PgClient } from "@effect/sql-pg"
-import { Context, Data, Deferred, Effect, Exit, Layer, Redacted, Schedule, type Scope } from "effect"
+import { Context, Data, Deferred, Effect, Exit, Layer, Redacted, Ref, Schedule, type Scope } from "effect"
 import pg from "pg"
 
 const CHANNEL = "parley_session_done"
@@ -19,6 +19,8 @@ export interface CompletionHubService {
   readonly close: Effect.Effect<void>
   /** How many requests on this instance are waiting on `sessionId` right now (observability, tests). */
   readonly waiting: (sessionId: string) => Effect.Effect<number>
+  /** Whether completions published on other instances reach this one now (its LISTEN is active). */
+  readonly listening: Effect.Effect<boolean>
 }
 
 /** Why a waiter woke: its session may have changed, or this instance is shutting down. */
@@ -80,7 +82,8 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     Effect.gen(function* () {
       const local = makeLocal()
       yield* Effect.addFinalizer(() => local.close)
-      return { ...local, publish: local.wake }
+      // A single instance hears everything it publishes.
+      return { ...local, publish: local.wake, listening: Effect.succeed(true) }
     }),
   )
 
@@ -95,10 +98,12 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
       const local = makeLocal()
+      const listening = yield* Ref.make(false)
       yield* Effect.addFinalizer(() => local.close)
       yield* listen(pg.config, (sessionId) => Effect.runFork(local.wake(sessionId))).pipe(
-        Effect.tap(() => local.wakeAll),
+        Effect.tap(() => Effect.zipRight(Ref.set(listening, true), local.wakeAll)),
         Effect.flatten,
+        Effect.ensuring(Ref.set(listening, false)),
         Effect.scoped,
         Effect.tapErrorCause((cause) => Effect.logWarning("completion listener lost; reconnecting", cause)),
         Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
@@ -112,7 +117,7 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
             Effect.catchAll((e) => Effect.logWarning("could not notify other instances", e)),
           ),
         )
-      return { ...local, publish }
+      return { ...local, publish, listening: Ref.get(listening) }
     }),
   )
 }

@@ -9,14 +9,41 @@ import { AppConfig, type AppConfigShape } from "../../src/Config.ts"
 import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
 import { LocalUpstreams, UpstreamsLive } from "../../src/Upstreams.ts"
 import { sqlLayerFor, testDatabaseUrl } from "./db.ts"
+import { captureLogs } from "./logs.ts"
 
 export const ADMIN_TOKEN = "test-admin-token"
+
+/** Bun's HttpServer, counting the requests whose client went away before the answer (the server
+ * interrupts their handler), so a test can wait until the server has seen a disconnect. */
+const observedHttpServer = (disconnects: { count: number }) =>
+  Layer.effect(
+    HttpServer.HttpServer,
+    Effect.map(HttpServer.HttpServer, (server) =>
+      HttpServer.make({
+        address: server.address,
+        serve: (app, middleware) => {
+          const counted = Effect.onInterrupt(app, () =>
+            Effect.sync(() => {
+              disconnects.count += 1
+            }),
+          )
+          return middleware === undefined ? server.serve(counted) : server.serve(counted, middleware)
+        },
+      }),
+    ),
+  ).pipe(
+    Layer.provide(BunHttpServer.layerServer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
+    Layer.merge(BunHttpServer.layerContext),
+  )
 
 /** `overrides.databaseUrl` points the server at another database (the shared test one otherwise). */
 export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
   const config = AppConfig.layer({ adminToken: Option.some(Redacted.make(ADMIN_TOKEN)), ...overrides })
+  // Nothing is printed: what the server logs (Warning and above) is kept for the test to read.
+  const logs = captureLogs()
+  const disconnects = { count: 0 }
   const layer = ServerLive.pipe(
-    Layer.provideMerge(BunHttpServer.layer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
+    Layer.provideMerge(observedHttpServer(disconnects)),
     Layer.provideMerge(Layer.merge(UpstreamsLive, CompletionHub.Live)),
     Layer.provideMerge(
       sqlLayerFor(
@@ -26,7 +53,7 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
       ),
     ),
     Layer.provideMerge(config),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
+    Layer.provide(Layer.merge(logs.layer, Logger.minimumLogLevel(LogLevel.Warning))),
   )
   const runtime = ManagedRuntime.make(layer)
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (s) => s.address))
@@ -69,7 +96,20 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
     return fetch(`${baseUrl}${path}`, { ...init, headers })
   }
 
-  return { baseUrl, run, livekit, gemini, newTenant, client, fetchRaw, dispose: () => runtime.dispose() }
+  return {
+    baseUrl,
+    run,
+    livekit,
+    gemini,
+    newTenant,
+    client,
+    fetchRaw,
+    /** What the server has logged (Warning and above), formatted as the default logger prints it. */
+    logs: logs.lines,
+    /** How many requests the server has seen their client abandon before the answer. */
+    disconnects: () => disconnects.count,
+    dispose: () => runtime.dispose(),
+  }
 }
 
 export type TestServer = Awaited<ReturnType<typeof startServer>>

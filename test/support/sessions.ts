@@ -10,8 +10,6 @@ export interface Reply {
   readonly status: number
   readonly body: Json
   readonly headers: Headers
-  /** Milliseconds from sending the request to reading the whole response. */
-  readonly ms: number
 }
 
 /** Raw JSON call with an API key; `body` is serialized unless it is already a string. */
@@ -23,7 +21,6 @@ export const call = async (
   body?: unknown,
   init: RequestInit = {},
 ): Promise<Reply> => {
-  const started = performance.now()
   const response = await s.fetchRaw(path, {
     ...init,
     method,
@@ -31,8 +28,7 @@ export const call = async (
     ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }),
   })
   const text = await response.text()
-  const ms = performance.now() - started
-  return { status: response.status, body: text === "" ? {} : JSON.parse(text), headers: response.headers, ms }
+  return { status: response.status, body: text === "" ? {} : JSON.parse(text), headers: response.headers }
 }
 
 /** The `data` of a success envelope. */
@@ -132,15 +128,10 @@ export const webhookEvents = (s: TestServer, eventId: string) =>
 export const waiters = (s: TestServer, id: string) =>
   s.run(Effect.flatMap(CompletionHub, (hub) => hub.waiting(id)))
 
-/** Polls `check` every 5 ms until it holds (or fails after `ms`). */
-export const eventually = async (check: () => Promise<boolean>, ms = 2000) => {
-  const deadline = performance.now() + ms
-  while (performance.now() < deadline) {
-    if (await check()) return
-    await Bun.sleep(5)
-  }
-  throw new Error(`condition not met within ${ms} ms`)
-}
+/** Whether the server's completion hub hears completions published on other instances yet. */
+export const listening = (s: TestServer) => s.run(Effect.flatMap(CompletionHub, (hub) => hub.listening))
+
+export { eventually } from "./wait.ts"
 
 /** The claims of a JWT (no verification). */
 export const jwtClaims = (token: string): Json =>
