@@ -104,7 +104,7 @@ describe("cli", () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
       rmSync(dataDir, { recursive: true, force: true })
     }
-  }, 60_000)
+  }, 120_000) // two embedded PostgreSQL starts (initdb included) on a possibly busy machine
 
   test("usage errors exit 2 and show the usage", async () => {
     const none = await cli([], { DATABASE_URL: url })

@@ -53,7 +53,7 @@ describe("openapi", () => {
     )
     expect(problems.filter((p) => !p.startsWith("warn info-license "))).toEqual([])
     expect(code).toBe(0)
-  }, 30_000)
+  })
 
   test("servers, one consistently named and described tag per group, a summary and operationId per operation", () => {
     expect(spec.servers?.length).toBeGreaterThan(0)

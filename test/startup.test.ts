@@ -46,5 +46,5 @@ describe("startup", () => {
       taken.close()
       rmSync(dataDir, { recursive: true, force: true })
     }
-  }, 30_000)
+  })
 })
