@@ -260,17 +260,22 @@ describe("webhook credentials", () => {
       const room = { name: `voice_${sessionId}` }
       const url = `${configured.baseUrl}${PATH}`
 
-      // Signed by hand with the configured credentials, as a real LiveKit would.
+      // Signed by hand, as a real LiveKit signs: a JWT of the given credentials over the body's digest.
       const body = JSON.stringify({ event: "room_finished", id: eventId(), createdAt: "1700000000", room })
-      const token = new AccessToken("configured-webhook-key", webhookSecret, { ttl: "5m" })
-      token.sha256 = createHash("sha256").update(body).digest("base64")
-      const byHand = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/webhook+json", authorization: await token.toJwt() },
-        body,
-      })
+      const post = async (apiKey: string, secret: string) => {
+        const token = new AccessToken(apiKey, secret, { ttl: "5m" })
+        token.sha256 = createHash("sha256").update(body).digest("base64")
+        const response = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/webhook+json", authorization: await token.toJwt() },
+          body,
+        })
+        return { status: response.status, body: (await response.json()) as Json }
+      }
+
+      const byHand = await post("configured-webhook-key", webhookSecret)
       expect(byHand.status).toBe(200)
-      expect(((await byHand.json()) as Json).data).toEqual({ received: true, handled: true })
+      expect(byHand.body.data).toEqual({ received: true, handled: true })
       expect((await sessionRow(configured, sessionId))?.metadata).toMatchObject({
         livekit_room_finished_at: 1_700_000_000,
       })
@@ -280,15 +285,9 @@ describe("webhook credentials", () => {
       expect(sent.status).toBe(200)
 
       // The room-service credentials are not the webhook credentials any more.
-      const wrong = new AccessToken(configured.livekit.apiKey, configured.livekit.apiSecret, { ttl: "5m" })
-      wrong.sha256 = createHash("sha256").update(body).digest("base64")
-      const refused = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/webhook+json", authorization: await wrong.toJwt() },
-        body,
-      })
+      const refused = await post(configured.livekit.apiKey, configured.livekit.apiSecret)
       expect(refused.status).toBe(401)
-      expect(((await refused.json()) as Json).error).toMatchObject({ code: "webhook_verification_failed" })
+      expect(refused.body.error).toMatchObject({ code: "webhook_verification_failed" })
     } finally {
       await configured.dispose()
     }
