@@ -1,10 +1,9 @@
-import { Context, Effect, Layer, Option } from "effect"
-import { type AgentConfig, type AgentRow, AgentsRepo } from "./Agents/Repo.ts"
+import { Context, Effect, Layer, Option, Struct } from "effect"
+import { type AgentConfig, AgentsRepo } from "./Agents/Repo.ts"
 import { compileSystemInstruction } from "./Agents/SystemInstruction.ts"
-import type { Agent, AgentSummary, CreateAgent, UpdateAgent } from "./Domain/Agent.ts"
-import { toUnix } from "./Domain/Envelope.ts"
+import type { Agent, CreateAgent, UpdateAgent } from "./Domain/Agent.ts"
 import { VoiceAgentNotFound } from "./Domain/Errors.ts"
-import type { AgentId, OrgId } from "./Domain/Ids.ts"
+import { AgentId, type OrgId } from "./Domain/Ids.ts"
 
 type Settings = Omit<AgentConfig, "system_instruction" | "is_active">
 
@@ -34,39 +33,11 @@ const fromCreate = (input: CreateAgent): AgentConfig =>
   )
 
 /** A PATCH replaces each provided field whole; `null` clears the nullable ones. */
-const applyPatch = (row: AgentRow, { is_active, ...patch }: UpdateAgent): AgentConfig => {
-  const provided = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined))
-  return compile({ ...row, ...provided } as Settings, is_active ?? row.is_active)
+const applyPatch = (agent: Agent, { is_active, ...patch }: UpdateAgent): AgentConfig => {
+  const { agent_id, created_at, updated_at, system_instruction, ...settings } = agent
+  // decoded payloads carry no `undefined` fields: each key present was sent
+  return compile({ ...settings, ...patch }, is_active ?? agent.is_active)
 }
-
-export const toAgent = (row: AgentRow): Agent => ({
-  agent_id: row.id as AgentId,
-  name: row.name,
-  instructions: row.instructions,
-  language: row.language,
-  purpose: row.purpose,
-  questions: row.questions,
-  behaviors: row.behaviors,
-  output_schema: row.output_schema,
-  output_schema_strict: row.output_schema_strict,
-  extraction_model: row.extraction_model,
-  voice: row.voice ?? {},
-  metadata: row.metadata,
-  system_instruction: row.system_instruction,
-  is_active: row.is_active,
-  created_at: toUnix(row.created_at),
-  updated_at: toUnix(row.updated_at),
-})
-
-const toSummary = (row: AgentRow): AgentSummary => ({
-  agent_id: row.id as AgentId,
-  name: row.name,
-  language: row.language,
-  purpose: row.purpose,
-  is_active: row.is_active,
-  created_at: toUnix(row.created_at),
-  updated_at: toUnix(row.updated_at),
-})
 
 const notFound = (id: string) =>
   new VoiceAgentNotFound({ message: `No voice agent with id ${id}.`, param: "id" })
@@ -76,53 +47,54 @@ const make = Effect.gen(function* () {
 
   const found =
     (id: string) =>
-    <E, R>(self: Effect.Effect<Option.Option<AgentRow>, E, R>) =>
-      Effect.flatMap(self, (row) =>
-        Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(notFound(id)),
+    <E, R>(self: Effect.Effect<Option.Option<Agent>, E, R>) =>
+      Effect.flatMap(self, (agent) =>
+        Option.isSome(agent) ? Effect.succeed(agent.value) : Effect.fail(notFound(id)),
       )
+
+  /** An agent whatever its state: sessions keep working after their agent is deleted. */
+  const get = (orgId: OrgId, id: AgentId) => repo.find({ orgId, id }).pipe(found(id))
 
   return {
     create: (orgId: OrgId, input: CreateAgent) =>
-      Effect.map(repo.insert(crypto.randomUUID(), orgId, fromCreate(input)), (row) => ({
-        agent_id: row.id as AgentId,
-        name: row.name,
-        created_at: toUnix(row.created_at),
-      })),
+      Effect.map(
+        repo.insert({ ...fromCreate(input), id: AgentId.make(crypto.randomUUID()), org_id: orgId }),
+        Struct.pick("agent_id", "name", "created_at"),
+      ),
 
     list: (orgId: OrgId, limit: number, offset: number) =>
-      Effect.map(repo.list(orgId, limit, offset), ({ rows, total }) => ({
+      Effect.map(repo.list({ orgId, limit, offset }), ({ agents, total }) => ({
         object: "list" as const,
-        data: rows.map(toSummary),
-        has_more: offset + rows.length < total,
+        data: agents,
+        has_more: offset + agents.length < total,
         total_count: total,
       })),
 
-    get: (orgId: OrgId, id: AgentId) => repo.find(orgId, id).pipe(found(id), Effect.map(toAgent)),
+    get,
 
     /** Compiled from the current settings, whether or not the agent is active (as in the Pi API). */
     preview: (orgId: OrgId, id: AgentId) =>
-      repo.find(orgId, id).pipe(
-        found(id),
-        Effect.map((row) => ({ agent_id: id, system_instruction: compileSystemInstruction(row) })),
-      ),
+      Effect.map(get(orgId, id), (agent) => ({
+        agent_id: id,
+        system_instruction: compileSystemInstruction(agent),
+      })),
 
     update: (orgId: OrgId, id: AgentId, patch: UpdateAgent) =>
-      repo.update(orgId, id, (row) => applyPatch(row, patch)).pipe(found(id), Effect.map(toAgent)),
+      repo.update({ orgId, id }, (agent) => applyPatch(agent, patch)).pipe(found(id)),
 
     remove: (orgId: OrgId, id: AgentId) =>
-      Effect.flatMap(repo.deactivate(orgId, id), (ok) =>
+      Effect.flatMap(repo.deactivate({ orgId, id }), (ok) =>
         ok ? Effect.succeed({ agent_id: id, deleted: true as const }) : Effect.fail(notFound(id)),
       ),
 
-    /** An agent row whatever its state: sessions keep working after their agent is deleted. */
-    row: (orgId: string, id: string) => repo.find(orgId, id).pipe(found(id)),
-
     /** The agent a new session runs: it must exist in the organization and be active. */
     findActive: (orgId: OrgId, id: AgentId) =>
-      repo.find(orgId, id).pipe(Effect.map(Option.filter((row) => row.is_active)), found(id)),
+      repo.find({ orgId, id }).pipe(Effect.map(Option.filter((agent) => agent.is_active)), found(id)),
   }
 })
 
 export class Agents extends Context.Tag("Parley/Agents")<Agents, Effect.Effect.Success<typeof make>>() {
   static readonly Live = Layer.effect(Agents, make).pipe(Layer.provide(AgentsRepo.Live))
+  /** Over the in-memory repository, for unit tests. */
+  static readonly Test = Layer.effect(Agents, make).pipe(Layer.provide(AgentsRepo.Test))
 }

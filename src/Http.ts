@@ -10,9 +10,10 @@ import { Cause, Effect, Option } from "effect"
 import { AppConfig } from "./Config.ts"
 import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
-import { boundChunkedBody, checkBody, prepareJsonBody } from "./Http/Body.ts"
+import { asJsonBody, boundChunkedBody, checkBody } from "./Http/Body.ts"
 import { invalidRequest } from "./Http/Issues.ts"
 import { allowedMethods, failedPart, routeFailure } from "./Http/Routes.ts"
+import { Lifecycle } from "./Lifecycle.ts"
 
 /** 404 or 405 (with `Allow`) for what the router did not match; admin routes hide when disabled. */
 const notRouted = Effect.gen(function* () {
@@ -35,10 +36,10 @@ const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) &&
  * Turns every failure that is not already a declared API error — decode errors, unknown routes,
  * unreadable bodies, defects — into one, so the API's error encoder answers with the one envelope.
  */
-const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
+const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig | Lifecycle> =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    if (draining) {
+    if (yield* Effect.flatMap(Lifecycle, (lifecycle) => lifecycle.draining)) {
       yield* HttpApp.appendPreResponseHandler((_request, response) =>
         Effect.succeed(HttpServerResponse.setHeader(response, "connection", "close")),
       )
@@ -53,8 +54,11 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
     const refused = checkBody(request, maxBodyBytes, pathname)
     if (Option.isSome(refused)) return yield* refused.value
     const bounded = yield* boundChunkedBody(request, maxBodyBytes)
-    const prepared = yield* prepareJsonBody(bounded, pathname)
-    return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, prepared)
+    return yield* Effect.provideService(
+      app,
+      HttpServerRequest.HttpServerRequest,
+      asJsonBody(bounded, pathname),
+    )
   }).pipe(
     Effect.catchAllCause((cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
@@ -80,20 +84,9 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig> =>
         Effect.fail(new InternalError({ message: "An internal error occurred; it has been logged." })),
       )
     }),
-  ) as HttpApp.Default<never, AppConfig>
+  ) as HttpApp.Default<never, AppConfig | Lifecycle>
 
 export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures, { withContext: true })
-
-let inFlight = 0
-let draining = false
-
-/** Requests being answered right now; shutdown waits for them to finish. */
-export const inFlightRequests = (): number => inFlight
-
-/** Shutdown has begun: new requests are refused with 503 so load balancers move on. */
-export const beginDraining = (): void => {
-  draining = true
-}
 
 /** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
 const respond = (app: HttpApp.Default): HttpApp.Default =>
@@ -117,15 +110,6 @@ const respond = (app: HttpApp.Default): HttpApp.Default =>
     return response
   })
 
-/** Outermost middleware: counts the request as in flight until its response is sent. */
-export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      inFlight += 1
-    }),
-    () => respond(app),
-    () =>
-      Effect.sync(() => {
-        inFlight -= 1
-      }),
-  )
+/** Outermost middleware: the request is in flight (shutdown waits for it) until its response is sent. */
+export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default<never, Lifecycle> =>
+  Effect.flatMap(Lifecycle, (lifecycle) => lifecycle.inFlight(respond(app)))

@@ -1,8 +1,8 @@
-import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
-import { nowSeconds, toUnix } from "./Domain/Envelope.ts"
+import { nowSeconds } from "./Domain/Envelope.ts"
 import {
   VoiceAgentNotFound,
   VoiceGeminiEphemeralFailed,
@@ -12,36 +12,18 @@ import {
   VoiceSessionNotFound,
   VoiceSessionTtlTooShort,
 } from "./Domain/Errors.ts"
-import type { AgentId, OrgId, SessionId } from "./Domain/Ids.ts"
-import { type CompleteSession, type Session, type StartSession, TERMINAL } from "./Domain/Session.ts"
+import type { OrgId, SessionId } from "./Domain/Ids.ts"
+import { type CompleteSession, type StartSession, TERMINAL } from "./Domain/Session.ts"
 import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini } from "./Gemini.ts"
+import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
 import { CompletionHub } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
-import { type Outcome, type SessionRow, SessionsRepo } from "./Sessions/Repo.ts"
+import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 
 export const DEFAULT_TTL_SECONDS = 600
 export const DEFAULT_WAIT_SECONDS = 30
-
-export const toSession = (row: SessionRow): Session => ({
-  session_id: row.id as SessionId,
-  agent_id: row.agent_id as AgentId,
-  status: row.status,
-  participant: row.participant,
-  context: row.context,
-  transcript: row.transcript,
-  results: row.results,
-  extraction_warnings: row.extraction_warnings,
-  duration_seconds: row.duration_seconds,
-  max_duration_seconds: row.max_duration_seconds,
-  error_log: row.error_log,
-  metadata: row.metadata,
-  expires_at: toUnix(row.expires_at),
-  created_at: toUnix(row.created_at),
-  updated_at: toUnix(row.updated_at),
-  completed_at: row.completed_at === null ? null : toUnix(row.completed_at),
-})
 
 const ttlTooShort = (cap: number, ttl: number) =>
   new VoiceSessionTtlTooShort({
@@ -59,16 +41,6 @@ const failed = (code: string, message: string) =>
 const notFound = (id: string) =>
   new VoiceSessionNotFound({ message: `No voice session with id ${id}.`, param: "id" })
 
-/**
- * Runs `self` on a fiber of its own and waits for it. A caller that is interrupted (the client
- * disconnects) only stops waiting: the work runs to its end — no room without a row, no claimed
- * session left `completing` — and, unlike under `Effect.uninterruptible` (whose interruption also
- * reaches every child fiber, and which keeps `Effect.timeout` from interrupting anything), every
- * upstream timeout inside it still fires.
- */
-const detached = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.forkDaemon(self), Fiber.join)
-
 const make = Effect.gen(function* () {
   const repo = yield* SessionsRepo
   const agents = yield* Agents
@@ -76,6 +48,8 @@ const make = Effect.gen(function* () {
   const gemini = yield* Gemini
   const hub = yield* CompletionHub
   const config = yield* AppConfig
+  // Start and complete run to their end even if the client goes away (see Lifecycle.detached).
+  const { detached } = yield* Lifecycle
 
   const start = (orgId: OrgId, input: StartSession) =>
     Effect.gen(function* () {
@@ -105,7 +79,7 @@ const make = Effect.gen(function* () {
           name: room,
           emptyTimeoutSeconds: ttl,
           maxParticipants: 4,
-          metadata: JSON.stringify({ session_id: id, agent_id: agent.id, org_id: orgId }),
+          metadata: JSON.stringify({ session_id: id, agent_id: agent.agent_id, org_id: orgId }),
         })
         .pipe(
           Effect.mapError(
@@ -146,33 +120,33 @@ const make = Effect.gen(function* () {
           name: input.participant.name,
           ttlSeconds: ttl,
         })
-        const row = yield* repo.insert({
+        const session = yield* repo.insert({
           id,
-          orgId,
-          agentId: agent.id,
+          org_id: orgId,
+          agent_id: agent.agent_id,
           participant: input.participant,
           context: input.context ?? null,
-          systemInstruction: instruction,
-          maxDurationSeconds: cap,
-          createdAt,
-          expiresAt,
+          system_instruction: instruction,
+          max_duration_seconds: cap,
+          created_at: createdAt,
+          expires_at: expiresAt,
         })
         return {
-          session_id: row.id as SessionId,
-          agent_id: row.agent_id as AgentId,
+          session_id: session.session_id,
+          agent_id: session.agent_id,
           connection: {
             livekit: { url: livekit.clientUrl, token: jwt },
             gemini_live: { url: token.right.url, token: token.right.token },
           },
           system_instruction: instruction,
-          expires_at: toUnix(row.expires_at),
+          expires_at: session.expires_at,
           max_duration_seconds: cap,
         }
       }).pipe(Effect.onError(() => undoRoom))
     }).pipe(detached)
 
   const get = (orgId: OrgId, id: SessionId) =>
-    Effect.flatMap(repo.find(orgId, id), (row) =>
+    Effect.flatMap(repo.find({ orgId, id }), (row) =>
       Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(notFound(id)),
     )
 
@@ -207,15 +181,18 @@ const make = Effect.gen(function* () {
     })
 
   const read = (orgId: OrgId, id: SessionId, wait: boolean, timeoutSeconds: number) =>
-    Effect.map(wait ? waitForTerminal(orgId, id, timeoutSeconds) : get(orgId, id), toSession)
+    wait ? waitForTerminal(orgId, id, timeoutSeconds) : get(orgId, id)
 
-  /** Runs extraction for a claimed row and records the outcome; waiters everywhere are woken. */
-  const finishClaimed = (row: SessionRow) =>
+  /**
+   * Runs extraction for a claimed session and records the outcome; waiters everywhere are woken.
+   * None when the claim was taken over meanwhile (its new owner records the outcome).
+   */
+  const finishClaimed = (row: StoredSession) =>
     detached(
       Effect.gen(function* () {
         const transcript = row.transcript ?? []
         const agent = yield* agents
-          .row(row.org_id, row.agent_id)
+          .get(row.org_id, row.agent_id)
           .pipe(Effect.catchTag("VoiceAgentNotFound", Effect.die))
         const outcome: Outcome = yield* extract(agent, transcript).pipe(
           Effect.provideService(Gemini, gemini),
@@ -229,33 +206,33 @@ const make = Effect.gen(function* () {
           ),
         )
         const claimedAt = row.claimed_at ?? new Date(0)
-        const finished = yield* repo.finish(row.id, claimedAt, outcome).pipe(
+        const finish = (outcome: Outcome) =>
+          repo.finish({ ...outcome, id: row.session_id, claimed_at: claimedAt })
+        const finished = yield* finish(outcome).pipe(
           // A database blip must not strand the transcript in `completing` while the client retries.
           Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
           // An outcome that cannot be stored (a bug) still ends the session, as failed.
           Effect.catchAllDefect((defect) =>
             Effect.zipRight(
               Effect.logError("could not store an extraction outcome", defect),
-              Effect.flatMap(failed("internal_error", "the result could not be stored"), (outcome) =>
-                repo.finish(row.id, claimedAt, outcome),
-              ),
+              Effect.flatMap(failed("internal_error", "the result could not be stored"), finish),
             ),
           ),
         )
-        yield* hub.publish(row.id)
-        return Option.getOrElse(finished, () => row)
+        yield* hub.publish(row.session_id)
+        return finished
       }),
     )
 
   const complete = (orgId: OrgId, id: SessionId, input: CompleteSession) =>
     Effect.gen(function* () {
-      const claimed = yield* repo.claim(
+      const claimed = yield* repo.claim({
         orgId,
         id,
-        input.transcript,
-        input.duration_seconds ?? null,
-        config.sessionCompletionGraceSeconds,
-      )
+        transcript: input.transcript,
+        duration_seconds: input.duration_seconds ?? null,
+        graceSeconds: config.sessionCompletionGraceSeconds,
+      })
       if (Option.isNone(claimed)) {
         const row = yield* get(orgId, id)
         return yield* new VoiceSessionNotActive({
@@ -267,13 +244,13 @@ const make = Effect.gen(function* () {
       }
       // The transcript is stored; the outcome is recorded even if the caller has gone away.
       const finished = yield* finishClaimed(claimed.value)
-      // Not terminal only when another instance took the claim over: answer with its outcome.
-      const row = TERMINAL.has(finished.status) ? finished : yield* waitForTerminal(orgId, id, 60)
+      // Another instance took the claim over: answer with its outcome.
+      const row = Option.isSome(finished) ? finished.value : yield* waitForTerminal(orgId, id, 60)
       if (row.status === "failed")
         return yield* new VoiceResultExtractionFailed({
           message: `Result extraction failed: ${row.error_log.at(-1)?.message ?? "upstream error"}. The transcript is kept.`,
         })
-      return toSession(row)
+      return row
     }).pipe(detached)
 
   return { start, read, complete, finishClaimed }
@@ -281,4 +258,6 @@ const make = Effect.gen(function* () {
 
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {
   static readonly Live = Layer.effect(Sessions, make).pipe(Layer.provide(SessionsRepo.Live))
+  /** Over the in-memory repository, for unit tests. */
+  static readonly Test = Layer.effect(Sessions, make).pipe(Layer.provide(SessionsRepo.Test))
 }

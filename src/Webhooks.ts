@@ -40,7 +40,11 @@ const make = Effect.gen(function* () {
         const sessionId = ROOM.exec(event.room?.name ?? "")?.[1]
         const patch = patches[event.event]
         if (sessionId === undefined || patch === undefined || event.id === "") return false
-        const outcome = yield* repo.recordEvent(event.id, event.event, sessionId, patch(event))
+        const outcome = yield* repo.recordEvent(
+          { event_id: event.id, event: event.event },
+          sessionId,
+          patch(event),
+        )
         return outcome === "recorded"
       }),
   }
@@ -48,4 +52,6 @@ const make = Effect.gen(function* () {
 
 export class Webhooks extends Context.Tag("Parley/Webhooks")<Webhooks, Effect.Effect.Success<typeof make>>() {
   static readonly Live = Layer.effect(Webhooks, make).pipe(Layer.provide(SessionsRepo.Live))
+  /** Over the in-memory repository, for unit tests. */
+  static readonly Test = Layer.effect(Webhooks, make).pipe(Layer.provide(SessionsRepo.Test))
 }

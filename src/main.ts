@@ -1,11 +1,11 @@
 import { createServer } from "node:net"
 import { HttpServer } from "@effect/platform"
 import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
-import { Cause, ConfigError, Data, Effect, Layer, Logger, Option, Schedule } from "effect"
+import { Cause, ConfigError, Data, Effect, Layer, Logger, Option } from "effect"
 import { ServerLive } from "./App.ts"
 import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
 import { AppConfig } from "./Config.ts"
-import { beginDraining, inFlightRequests } from "./Http.ts"
+import { Lifecycle } from "./Lifecycle.ts"
 import { CompletionHub } from "./Sessions/CompletionHub.ts"
 import { SqlLive } from "./Sql.ts"
 import { UpstreamsLive } from "./Upstreams.ts"
@@ -74,32 +74,18 @@ const Announce = Layer.effectDiscard(
 
 /**
  * Built after the server, so released before it: on SIGTERM new requests (and /readyz) get 503,
- * long-polls are answered with their current state, and in-flight requests get up to 8 s to finish
- * before the server and the pool close.
+ * long-polls are answered with their current state, and in-flight requests and detached work get up
+ * to 8 s to finish before the server and the pool close.
  */
 const Drain = Layer.scopedDiscard(
-  Effect.gen(function* () {
-    const hub = yield* CompletionHub
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(beginDraining).pipe(
-        Effect.zipRight(hub.close),
-        Effect.zipRight(
-          Effect.sync(inFlightRequests).pipe(
-            Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("20 millis") }),
-            Effect.interruptible, // finalizers are uninterruptible: let the timeout fire
-            Effect.timeout("8 seconds"),
-            Effect.ignore,
-          ),
-        ),
-      ),
-    )
-  }),
+  Effect.flatMap(Lifecycle, (lifecycle) => Effect.addFinalizer(() => lifecycle.drain)),
 )
 
 const MainLive = Layer.merge(Announce, Drain).pipe(
   Layer.provideMerge(ServerLive),
   Layer.provideMerge(HttpServerLive),
   Layer.provide(UpstreamsLive),
+  Layer.provideMerge(Lifecycle.Live),
   Layer.provideMerge(CompletionHub.Live),
   Layer.provideMerge(SqlLive),
   Layer.provide(PortAvailable),

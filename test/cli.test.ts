@@ -7,7 +7,8 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect, Exit, Scope } from "effect"
 import { hashKey } from "../src/Auth/ApiKeys.ts"
-import { ensureDatabase, startEmbeddedPostgres } from "../src/Sql.ts"
+import { ensureDatabase } from "../src/Sql/Client.ts"
+import { startEmbeddedPostgres } from "../src/Sql/EmbeddedPostgres.ts"
 import { freshDatabaseUrl, sqlLayerFor } from "./support/db.ts"
 
 const ROOT = join(import.meta.dir, "..")
@@ -106,30 +107,37 @@ describe("cli", () => {
     }
   }, 120_000) // two embedded PostgreSQL starts (initdb included) on a possibly busy machine
 
-  test("usage errors exit 2 and show the usage", async () => {
-    const none = await cli([], { DATABASE_URL: url })
-    expect(none.code).toBe(2)
-    expect(none.stdout).toContain("usage: npm run cli")
-    const help = await cli(["--help"])
+  test("usage errors exit 2 with one readable line and where to find the usage", async () => {
+    const [help, completions] = await Promise.all([cli(["--help"]), cli(["--completions", "bash"])])
     expect(help.code).toBe(0)
     expect(help.stdout).toContain("key revoke <key_id>")
+    expect(help.stdout).toContain("key create [--name name] <org_id>")
+    expect(help.stdout).not.toContain("\u001b[") // plain text when not on a terminal
+    expect(completions.code).toBe(0)
+    expect(completions.stdout).toContain("complete -F _parley_bash_completions")
+    const long = "x".repeat(201)
     const cases = [
-      [["frobnicate"], "unknown command: frobnicate"],
-      [["org", "create"], "missing organization name"],
-      [["org", "create", "   "], 'organization name must be 1-200 characters, got "   "'],
-      [["org", "list", "extra"], "unexpected arguments: extra"],
-      [["key", "create", "not-a-uuid"], 'org_id must be a UUID, got "not-a-uuid"'],
-      [["key", "create", crypto.randomUUID(), "--nom", "x"], "unexpected arguments: --nom x"],
-      [["key", "create", crypto.randomUUID(), "--name"], "missing --name"],
-      [["key", "list"], "missing org_id"],
-      [["key", "revoke", "123"], 'key_id must be a UUID, got "123"'],
+      [[], "missing command: use one of 'org', 'key'"],
+      [["org"], "missing command: use one of 'create', 'list'"],
+      [["frobnicate"], "Invalid subcommand for parley - use one of 'org', 'key'"],
+      [["org", "create"], "Missing argument <name>"],
+      [["org", "create", "   "], "name: must not be empty"],
+      [["org", "list", "extra"], "Received unknown argument: 'extra'"],
+      [["key", "create", "not-a-uuid"], "org_id: must be a UUID"],
+      [["key", "create", crypto.randomUUID(), "--nom", "x"], "Received unknown argument: '--nom'"],
+      [["key", "create", crypto.randomUUID(), "--name"], "Received unknown argument: '--name'"],
+      [["key", "create", crypto.randomUUID(), "--name", long], "--name: must be at most 200 characters"],
+      [["key", "list"], "Missing argument <org_id>"],
+      [["key", "revoke", "123"], "key_id: "],
     ] as const
-    for (const [args, message] of cases) {
-      const res = await cli(args, { DATABASE_URL: url })
-      expect(res.code).toBe(2)
-      expect(res.stdout).toBe("")
-      expect(res.stderr.split("\n")[0]).toBe(`error: ${message}`)
-      expect(res.stderr).toContain("usage:")
+    const results = await Promise.all(cases.map(([args]) => cli(args, { DATABASE_URL: url })))
+    for (const [i, [args, message]] of cases.entries()) {
+      const res = results[i]
+      expect({ args, code: res.code, stdout: res.stdout }).toEqual({ args, code: 2, stdout: "" })
+      const [first, hint, ...rest] = res.stderr.split("\n")
+      expect(first).toStartWith(`error: ${message}`)
+      expect(hint).toBe("Run `npm run cli -- --help` for usage.")
+      expect(rest.join("")).toBe("")
     }
   })
 
@@ -201,5 +209,11 @@ describe("cli", () => {
       DATABASE_URL: "postgres://nobody:nothing@127.0.0.1:1/none",
     })
     expect(line).toBe("error: database error: PgClient: Failed to connect")
+  })
+
+  test("configured as the server is: an invalid variable → exit 1 naming it", async () => {
+    const line = await fails(["org", "list"], 1, { DATABASE_URL: url, PORT: "eighty" })
+    expect(line).toStartWith("error: invalid configuration: ")
+    expect(line).toContain("PORT")
   })
 })

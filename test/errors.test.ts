@@ -1,7 +1,8 @@
 /** The one error envelope (SPEC §3) for failures outside the handlers, and the operations routes (§11). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Either, ParseResult, Schema } from "effect"
+import { JsonBody } from "../src/Http/Body.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 const MAX_BODY_BYTES = 1024
@@ -161,16 +162,36 @@ describe("malformed requests", () => {
     expect(await agentCount(orgId)).toBe(0)
   })
 
-  test("JSON with a charset parameter is accepted", async () => {
+  test("JSON with a charset parameter, and any application/*+json type, is accepted", async () => {
     const { apiKey, orgId } = await server.newTenant()
-    const res = await server.fetchRaw(AGENTS, {
-      method: "POST",
-      apiKey,
-      headers: { "content-type": "application/json; charset=utf-8" },
-      body: JSON.stringify({ name: "x", instructions: "y" }),
-    })
-    expect(res.status).toBe(200)
-    expect(await agentCount(orgId)).toBe(1)
+    for (const contentType of ["application/json; charset=utf-8", "application/vnd.api+json"]) {
+      const res = await server.fetchRaw(AGENTS, {
+        method: "POST",
+        apiKey,
+        headers: { "content-type": contentType },
+        body: JSON.stringify({ name: "x", instructions: "y" }),
+      })
+      expect(res.status).toBe(200)
+    }
+    expect(await agentCount(orgId)).toBe(2)
+  })
+
+  test("the shape guard runs before the payload's own validation, which never sees a body too large", () => {
+    let validated = 0
+    const decode = Schema.decodeUnknownEither(
+      JsonBody(
+        Schema.Struct({
+          a: Schema.Array(Schema.Number).pipe(Schema.filter(() => ++validated > 0)),
+        }),
+      ),
+    )
+    const refused = decode({ a: Array.from({ length: 5001 }, () => 1) })
+    expect(validated).toBe(0)
+    expect(Either.isLeft(refused) && ParseResult.ArrayFormatter.formatErrorSync(refused.left)).toEqual([
+      { _tag: "Type", path: ["a"], message: "must have at most 5000 items" },
+    ])
+    expect(decode({ a: [1] })).toEqual(Either.right({ a: [1] }))
+    expect(validated).toBe(1)
   })
 
   test(`a body over MAX_BODY_BYTES (${MAX_BODY_BYTES}) → 413 payload_too_large, nothing written`, async () => {

@@ -1,19 +1,21 @@
-/** Sessions service with swapped upstream layers (no HTTP): start, complete, long-poll, sweeper. */
+/**
+ * The Sessions and Webhooks services over the in-memory repositories, with fake upstreams and a
+ * TestClock (no database, no HTTP): start, complete, long-poll, expiry, recovery, webhook events.
+ */
 import { describe, expect, test } from "bun:test"
-import { SqlClient } from "@effect/sql"
-import { Chunk, Clock, Effect, Either, Fiber, Layer, ManagedRuntime, TestClock, TestContext } from "effect"
+import { Chunk, Clock, Effect, Either, Fiber, Layer, Option, TestClock, TestContext } from "effect"
 import { Agents } from "../src/Agents.ts"
-import { ApiKeys } from "../src/Auth/ApiKeys.ts"
 import { AppConfig } from "../src/Config.ts"
 import type { CreateAgent } from "../src/Domain/Agent.ts"
-import type { AgentId, OrgId, SessionId } from "../src/Domain/Ids.ts"
+import { AgentId, OrgId } from "../src/Domain/Ids.ts"
 import { Gemini, GeminiEphemeralError, GeminiExtractionError, type JsonRequest } from "../src/Gemini.ts"
+import { Lifecycle } from "../src/Lifecycle.ts"
 import { LiveKit, LiveKitError } from "../src/LiveKit.ts"
 import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
 import { SessionsRepo } from "../src/Sessions/Repo.ts"
-import { sweepOnce } from "../src/Sessions/Sweeper.ts"
+import { sweepOnce, WEBHOOK_EVENT_RETENTION_SECONDS } from "../src/Sessions/Sweeper.ts"
 import { Sessions } from "../src/Sessions.ts"
-import { TestSqlLayer } from "./support/db.ts"
+import { Webhooks } from "../src/Webhooks.ts"
 import { captureLogs } from "./support/logs.ts"
 import { until } from "./support/wait.ts"
 
@@ -26,15 +28,22 @@ interface Fakes {
   replies?: Array<string | Error>
 }
 
-/** The upstream fakes sleep on the clock: under a TestClock a test decides when they answer. */
+/** The upstream fakes sleep on the clock: under the TestClock the test decides when they answer. */
 const setup = (fakes: Fakes = {}) => {
   const logs = captureLogs()
-  const calls = { created: [] as string[], deleted: [] as string[], minted: 0, json: [] as JsonRequest[] }
+  const calls = {
+    /** Rooms asked for, when the call starts. */
+    requested: [] as string[],
+    created: [] as string[],
+    deleted: [] as string[],
+    json: [] as JsonRequest[],
+  }
   const replies = [...(fakes.replies ?? [])]
   const livekit = Layer.succeed(LiveKit, {
     clientUrl: "wss://livekit.test",
     createRoom: (spec) =>
-      Effect.sleep(fakes.roomDelayMs ?? 0).pipe(
+      Effect.sync(() => void calls.requested.push(spec.name)).pipe(
+        Effect.zipRight(Effect.sleep(fakes.roomDelayMs ?? 0)),
         Effect.zipRight(
           fakes.roomFails
             ? Effect.fail(new LiveKitError({ message: "room service down" }))
@@ -51,10 +60,7 @@ const setup = (fakes: Fakes = {}) => {
         Effect.zipRight(
           fakes.tokenFails
             ? Effect.fail(new GeminiEphemeralError({ message: "quota" }))
-            : Effect.sync(() => {
-                calls.minted += 1
-                return { url: "wss://gemini.test/live", token: "auth_tokens/test" }
-              }),
+            : Effect.succeed({ url: "wss://gemini.test/live", token: "auth_tokens/test" }),
         ),
       ),
     generateJson: (request) =>
@@ -66,19 +72,25 @@ const setup = (fakes: Fakes = {}) => {
           : Effect.succeed(reply)
       }),
   })
-  const layer = Layer.mergeAll(Sessions.Live, SessionsRepo.Live).pipe(
-    Layer.provideMerge(Layer.mergeAll(Agents.Live, ApiKeys.Live, CompletionHub.Local)),
+  const layer = Layer.mergeAll(Sessions.Test, Webhooks.Test, SessionsRepo.Test).pipe(
+    Layer.provideMerge(Lifecycle.Live),
+    Layer.provideMerge(Layer.mergeAll(Agents.Test, CompletionHub.Local)),
     Layer.provideMerge(Layer.mergeAll(livekit, gemini)),
-    Layer.provideMerge(TestSqlLayer),
     Layer.provideMerge(AppConfig.layer({ sessionCompletionGraceSeconds: 0 })),
     Layer.provide(logs.layer),
   )
-  return { calls, logs: logs.lines, runtime: ManagedRuntime.make(layer) }
+  /** Runs a test with its own services, on the TestClock (it starts at 0 and moves only when told). */
+  const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) =>
+    Effect.runPromise(effect.pipe(Effect.provide(layer), Effect.provide(TestContext.TestContext)))
+  return { calls, logs: logs.lines, run }
 }
 
 /** Succeeds once fibers are asleep on the TestClock until each of these instants. */
 const asleepUntil = (...instants: ReadonlyArray<number>) =>
   until(Effect.map(TestClock.sleeps(), (sleeps) => instants.every((t) => Chunk.contains(sleeps, t))))
+
+const waitingOn = (id: string, n: number) =>
+  Effect.flatMap(CompletionHub, (hub) => until(Effect.map(hub.waiting(id), (k) => k === n)))
 
 const agentInput: CreateAgent = {
   name: "Qualifier",
@@ -89,19 +101,21 @@ const agentInput: CreateAgent = {
 
 const tenantWithAgent = (input: CreateAgent = agentInput) =>
   Effect.gen(function* () {
-    const org = yield* (yield* ApiKeys).createOrg("unit")
-    const orgId = org.org_id as OrgId
+    const orgId = OrgId.make(crypto.randomUUID())
     const agent = yield* (yield* Agents).create(orgId, input)
-    return { orgId, agentId: agent.agent_id as AgentId }
+    return { orgId, agentId: agent.agent_id }
   })
 
-const sessionCount = (agentId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(
-      sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE agent_id = ${agentId}`,
-      (r) => r[0].n,
-    ),
-  )
+const startOne = (input?: CreateAgent) =>
+  Effect.gen(function* () {
+    const { orgId, agentId } = yield* tenantWithAgent(input)
+    const s = yield* (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u" } })
+    return { orgId, sessionId: s.session_id }
+  })
+
+/** The stored session behind a room name, if any. */
+const stored = (orgId: OrgId, room: string | undefined) =>
+  Effect.flatMap(SessionsRepo, (repo) => repo.find({ orgId, id: (room ?? "").slice("voice_".length) }))
 
 const transcript = [
   { role: "agent" as const, text: "What is your budget?" },
@@ -110,79 +124,75 @@ const transcript = [
 
 describe("start", () => {
   test("calls both upstreams concurrently and stores the session only after both succeed", async () => {
-    const { calls, runtime } = setup({ roomDelayMs: 250, tokenDelayMs: 400 })
-    const result = await runtime.runPromise(
+    const { calls, run } = setup({ roomDelayMs: 250, tokenDelayMs: 400 })
+    const result = await run(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
-        const sessions = yield* Sessions
-        return yield* Effect.gen(function* () {
-          yield* TestClock.setTime(Date.now()) // the stored row gets today's timestamps
-          const now = yield* Clock.currentTimeMillis
-          const start = yield* Effect.fork(
-            sessions.start(orgId, { agent_id: agentId, participant: { identity: "u1" } }),
-          )
-          // Both upstream calls are in flight at once: sequential calls never sleep at the same time.
-          yield* asleepUntil(now + 250, now + 400)
-          const rowsMeanwhile = yield* sessionCount(agentId)
-          // The slower upstream's delay completes the start.
-          yield* TestClock.adjust("400 millis")
-          const session = yield* Fiber.join(start)
-          return { session, rowsMeanwhile, rows: yield* sessionCount(agentId) }
-        }).pipe(Effect.provide(TestContext.TestContext))
+        const now = yield* Clock.currentTimeMillis
+        const start = yield* Effect.fork(
+          (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u1" } }),
+        )
+        // Both upstream calls are in flight at once: sequential calls never sleep at the same time.
+        yield* asleepUntil(now + 250, now + 400)
+        const meanwhile = yield* stored(orgId, calls.requested[0])
+        // The slower upstream's delay completes the start.
+        yield* TestClock.adjust("400 millis")
+        const session = yield* Fiber.join(start)
+        return { session, meanwhile, after: yield* stored(orgId, calls.requested[0]) }
       }),
     )
-    expect(result.rowsMeanwhile).toBe(0)
-    expect(result.rows).toBe(1)
+    expect(result.meanwhile).toEqual(Option.none())
+    expect(Option.map(result.after, (s) => s.status)).toEqual(Option.some("active"))
     expect(calls.created).toEqual([`voice_${result.session.session_id}`])
     expect(result.session.connection).toEqual({
       livekit: { url: "wss://livekit.test", token: "jwt-for-u1" },
       gemini_live: { url: "wss://gemini.test/live", token: "auth_tokens/test" },
     })
-    await runtime.dispose()
+    // expires_at = created_at + the default ttl of 600 s
+    expect(result.session.expires_at).toBe(600)
   })
 
   test("a failed token mint deletes the room it created and stores nothing", async () => {
-    const { calls, runtime } = setup({ tokenFails: true })
-    const result = await runtime.runPromise(
+    const { calls, run } = setup({ tokenFails: true })
+    const result = await run(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
         const error = yield* Effect.flip(
           (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u" } }),
         )
-        return { error, rows: yield* sessionCount(agentId) }
+        return { error, row: yield* stored(orgId, calls.requested[0]) }
       }),
     )
     expect(result.error._tag).toBe("VoiceGeminiEphemeralFailed")
-    expect(result.rows).toBe(0)
+    expect(result.row).toEqual(Option.none())
     expect(calls.created).toHaveLength(1)
     expect(calls.deleted).toEqual(calls.created)
-    await runtime.dispose()
   })
 
   test("a failed room creation is a LiveKit error with nothing stored", async () => {
-    const { calls, runtime } = setup({ roomFails: true })
-    const result = await runtime.runPromise(
+    const { calls, run } = setup({ roomFails: true })
+    const result = await run(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
         const error = yield* Effect.flip(
           (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u" } }),
         )
-        return { error, rows: yield* sessionCount(agentId) }
+        return { error, row: yield* stored(orgId, calls.requested[0]) }
       }),
     )
     expect(result.error._tag).toBe("VoiceLiveKitFailed")
-    expect(result.rows).toBe(0)
+    expect(calls.requested).toHaveLength(1)
+    expect(result.row).toEqual(Option.none())
     expect(calls.deleted).toEqual([])
-    await runtime.dispose()
   })
 
   test("the ttl rule is checked before any lookup or upstream call", async () => {
-    const { calls, runtime } = setup()
-    const error = await runtime.runPromise(
+    const { calls, run } = setup()
+    const error = await run(
       Effect.flip(
         Effect.flatMap(Sessions, (s) =>
-          s.start(crypto.randomUUID() as OrgId, {
-            agent_id: crypto.randomUUID() as AgentId,
+          s.start(OrgId.make(crypto.randomUUID()), {
+            agent_id: AgentId.make(crypto.randomUUID()),
             participant: { identity: "u" },
             max_duration_seconds: 900,
           }),
@@ -191,39 +201,54 @@ describe("start", () => {
     )
     expect(error._tag).toBe("VoiceSessionTtlTooShort")
     expect(error.param).toBe("ttl_seconds")
-    expect(calls.created).toEqual([])
-    await runtime.dispose()
+    expect(calls.requested).toEqual([])
+  })
+
+  test("an agent of another organization, or a deleted one, is not found", async () => {
+    const { calls, run } = setup()
+    const errors = await run(
+      Effect.gen(function* () {
+        const { orgId, agentId } = yield* tenantWithAgent()
+        const sessions = yield* Sessions
+        const start = (org: OrgId) =>
+          Effect.flip(sessions.start(org, { agent_id: agentId, participant: { identity: "u" } }))
+        const otherOrg = yield* start(OrgId.make(crypto.randomUUID()))
+        yield* (yield* Agents).remove(orgId, agentId)
+        return [otherOrg, yield* start(orgId)]
+      }),
+    )
+    for (const error of errors) expect(error).toMatchObject({ _tag: "VoiceAgentNotFound", param: "agent_id" })
+    expect(calls.requested).toEqual([])
   })
 })
 
 describe("complete", () => {
-  const startOne = (input?: CreateAgent) =>
-    Effect.gen(function* () {
-      const { orgId, agentId } = yield* tenantWithAgent(input)
-      const s = yield* (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u" } })
-      return { orgId, sessionId: s.session_id as SessionId }
-    })
-
   test("retries unparseable output once and validates the result", async () => {
-    const { calls, runtime } = setup({ replies: ["not json", '{"budget": 500, "company": null}'] })
-    const session = await runtime.runPromise(
+    const { calls, run } = setup({ replies: ["not json", '{"budget": 500, "company": null}'] })
+    const session = await run(
       Effect.gen(function* () {
         const { orgId, sessionId } = yield* startOne()
+        yield* TestClock.adjust("30 seconds")
         return yield* (yield* Sessions).complete(orgId, sessionId, { transcript, duration_seconds: 30 })
       }),
     )
-    expect(session.status).toBe("completed")
-    expect(session.results).toEqual({ budget: 500, company: null })
-    expect(session.extraction_warnings).toEqual([])
+    expect(session).toMatchObject({
+      status: "completed",
+      results: { budget: 500, company: null },
+      extraction_warnings: [],
+      transcript,
+      duration_seconds: 30,
+      created_at: 0,
+      completed_at: 30,
+    })
     expect(calls.json).toHaveLength(2)
     expect(calls.json[0].prompt).toContain("What is your budget?")
     expect(calls.json[0].prompt).toContain("user: About 500 a month.")
-    await runtime.dispose()
   })
 
   test("schema violations become warnings mirrored into metadata", async () => {
-    const { runtime } = setup({ replies: ['{"budget": "lots", "company": null}'] })
-    const session = await runtime.runPromise(
+    const { run } = setup({ replies: ['{"budget": "lots", "company": null}'] })
+    const session = await run(
       Effect.gen(function* () {
         const { orgId, sessionId } = yield* startOne()
         return yield* (yield* Sessions).complete(orgId, sessionId, { transcript })
@@ -233,30 +258,28 @@ describe("complete", () => {
     expect(session.extraction_warnings.length).toBeGreaterThan(0)
     expect(session.extraction_warnings[0]).toContain("/budget")
     expect(session.metadata.pi_extraction_warnings).toEqual(session.extraction_warnings)
-    await runtime.dispose()
   })
 
   test("an upstream failure fails the session but keeps the transcript", async () => {
-    const { runtime } = setup({ replies: [new Error("503 from Gemini")] })
-    const { error, row } = await runtime.runPromise(
+    const { run } = setup({ replies: [new Error("503 from Gemini")] })
+    const { error, row } = await run(
       Effect.gen(function* () {
         const { orgId, sessionId } = yield* startOne()
         const error = yield* Effect.flip((yield* Sessions).complete(orgId, sessionId, { transcript }))
-        const row = yield* (yield* SessionsRepo).find(orgId, sessionId)
+        const row = yield* (yield* SessionsRepo).find({ orgId, id: sessionId })
         return { error, row }
       }),
     )
     expect(error._tag).toBe("VoiceResultExtractionFailed")
-    const stored = row._tag === "Some" ? row.value : undefined
-    expect(stored?.status).toBe("failed")
-    expect(stored?.transcript).toEqual(transcript)
-    expect(stored?.error_log[0].code).toBe("voice_result_extraction_failed")
-    await runtime.dispose()
+    const stored = Option.getOrThrow(row)
+    expect(stored.status).toBe("failed")
+    expect(stored.transcript).toEqual(transcript)
+    expect(stored.error_log[0].code).toBe("voice_result_extraction_failed")
   })
 
   test("an agent without an output schema gets a transcript summary and no model call", async () => {
-    const { calls, runtime } = setup()
-    const session = await runtime.runPromise(
+    const { calls, run } = setup()
+    const session = await run(
       Effect.gen(function* () {
         const { orgId, sessionId } = yield* startOne({ name: "Plain", instructions: "Chat." })
         return yield* (yield* Sessions).complete(orgId, sessionId, { transcript })
@@ -266,12 +289,11 @@ describe("complete", () => {
       transcript_summary: "agent: What is your budget? | user: About 500 a month.",
     })
     expect(calls.json).toHaveLength(0)
-    await runtime.dispose()
   })
 
   test("of concurrent completes exactly one wins", async () => {
-    const { calls, runtime } = setup({ replies: ['{"budget": 1, "company": null}'] })
-    const outcomes = await runtime.runPromise(
+    const { calls, run } = setup({ replies: ['{"budget": 1, "company": null}'] })
+    const outcomes = await run(
       Effect.gen(function* () {
         const { orgId, sessionId } = yield* startOne()
         const sessions = yield* Sessions
@@ -285,113 +307,178 @@ describe("complete", () => {
     const losers = outcomes.filter(Either.isLeft).map((o) => o.left._tag)
     expect(losers).toEqual(Array(7).fill("VoiceSessionNotActive"))
     expect(calls.json).toHaveLength(1)
-    await runtime.dispose()
+  })
+
+  test("an unknown session, or another organization's, is not found and stays active", async () => {
+    const { run } = setup()
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessionId } = yield* startOne()
+        const sessions = yield* Sessions
+        const other = OrgId.make(crypto.randomUUID())
+        const errors = yield* Effect.all([
+          Effect.flip(sessions.complete(other, sessionId, { transcript })),
+          Effect.flip(sessions.read(other, sessionId, false, 1)),
+        ])
+        return { errors, row: yield* sessions.read(orgId, sessionId, false, 1) }
+      }),
+    )
+    for (const error of result.errors) expect(error._tag).toBe("VoiceSessionNotFound")
+    expect(result.row).toMatchObject({ status: "active", transcript: null })
   })
 })
 
 describe("long-poll", () => {
   test("a waiter is woken by the completion, and one without completion times out", async () => {
-    const { runtime } = setup({ replies: ['{"budget": 2, "company": null}'] })
-    const result = await runtime.runPromise(
+    const { run } = setup({ replies: ['{"budget": 2, "company": null}'] })
+    const result = await run(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
         const sessions = yield* Sessions
         const hub = yield* CompletionHub
-        const waitingOn = (id: string, n: number) => until(Effect.map(hub.waiting(id), (k) => k === n))
         const a = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "a" } })
         const b = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "b" } })
         // Under a TestClock that only the test moves, no wait can end by its timeout by itself.
-        return yield* Effect.gen(function* () {
-          const waiter = yield* Effect.fork(sessions.read(orgId, a.session_id, true, 10))
-          yield* waitingOn(a.session_id, 1)
-          yield* sessions.complete(orgId, a.session_id, { transcript })
-          // The clock has not moved: only the completion can have woken it.
-          const woke = yield* Fiber.join(waiter)
+        const waiter = yield* Effect.fork(sessions.read(orgId, a.session_id, true, 10))
+        yield* waitingOn(a.session_id, 1)
+        yield* sessions.complete(orgId, a.session_id, { transcript })
+        // The clock has not moved: only the completion can have woken it.
+        const woke = yield* Fiber.join(waiter)
 
-          const now = yield* Clock.currentTimeMillis
-          const timing = yield* Effect.fork(sessions.read(orgId, b.session_id, true, 1))
-          yield* waitingOn(b.session_id, 1)
-          yield* asleepUntil(now + 1000)
-          yield* TestClock.adjust("999 millis")
-          const early = yield* Fiber.poll(timing)
-          yield* TestClock.adjust("1 millis")
-          const timedOut = yield* Fiber.join(timing)
-          return { woke, early, timedOut, left: yield* hub.waiting(b.session_id) }
-        }).pipe(Effect.provide(TestContext.TestContext))
+        const now = yield* Clock.currentTimeMillis
+        const timing = yield* Effect.fork(sessions.read(orgId, b.session_id, true, 1))
+        yield* waitingOn(b.session_id, 1)
+        yield* asleepUntil(now + 1000)
+        yield* TestClock.adjust("999 millis")
+        const early = yield* Fiber.poll(timing)
+        yield* TestClock.adjust("1 millis")
+        const timedOut = yield* Fiber.join(timing)
+        return { woke, early, timedOut, left: yield* hub.waiting(b.session_id) }
       }),
     )
     expect(result.woke.status).toBe("completed")
     expect(result.early._tag).toBe("None")
     expect(result.timedOut.status).toBe("active")
     expect(result.left).toBe(0)
-    await runtime.dispose()
   })
 
-  test("the sweeper expires overdue sessions and wakes their waiters", async () => {
-    const { runtime } = setup()
-    const result = await runtime.runPromise(
+  test("the sweeper expires sessions past expires_at + grace and wakes their waiters", async () => {
+    const { run } = setup()
+    const result = await run(
       Effect.gen(function* () {
         const { orgId, agentId } = yield* tenantWithAgent()
         const sessions = yield* Sessions
-        const s = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "x" } })
-        const sql = yield* SqlClient.SqlClient
-        yield* sql`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = ${s.session_id}`
-        const hub = yield* CompletionHub
-        // A TestClock that never moves: only the sweep can end the wait.
-        const waiter = yield* Effect.fork(
-          sessions.read(orgId, s.session_id, true, 10).pipe(Effect.provide(TestContext.TestContext)),
-        )
-        yield* until(Effect.map(hub.waiting(s.session_id), (n) => n === 1))
-        yield* sweepOnce
+        const s = yield* sessions.start(orgId, {
+          agent_id: agentId,
+          participant: { identity: "x" },
+          ttl_seconds: 60,
+        })
+        // At expires_at itself the session is still active (the grace here is 0).
+        yield* TestClock.adjust("60 seconds")
+        const atDeadline = yield* sweepOnce
+        yield* TestClock.adjust("1 millis")
+        // From here the clock stands still: only the sweep can end the wait.
+        const waiter = yield* Effect.fork(sessions.read(orgId, s.session_id, true, 10))
+        yield* waitingOn(s.session_id, 1)
+        const swept = yield* sweepOnce
         const woke = yield* Fiber.join(waiter)
         const late = yield* Effect.flip(sessions.complete(orgId, s.session_id, { transcript }))
-        return { woke, late }
+        return { atDeadline, swept, woke, late }
       }),
     )
+    expect(result.atDeadline.expired).toBe(0)
+    expect(result.swept.expired).toBe(1)
     expect(result.woke.status).toBe("expired")
     expect(result.late._tag).toBe("VoiceSessionNotActive")
-    await runtime.dispose()
+  })
+
+  test("past its grace a session cannot be completed, even before the sweep", async () => {
+    const { run } = setup()
+    const late = await run(
+      Effect.gen(function* () {
+        const { orgId, sessionId } = yield* startOne()
+        yield* TestClock.adjust("601 seconds")
+        return yield* Effect.flip((yield* Sessions).complete(orgId, sessionId, { transcript }))
+      }),
+    )
+    expect(late._tag).toBe("VoiceSessionNotActive")
+    expect(late.message).toContain("has expired")
   })
 
   test("a completion whose instance died is retried once its lease runs out", async () => {
-    const { logs, runtime } = setup({ replies: ['{"budget": 3, "company": null}'] })
-    const row = await runtime.runPromise(
+    const { logs, run } = setup({ replies: ['{"budget": 3, "company": null}'] })
+    const result = await run(
       Effect.gen(function* () {
-        const { orgId, agentId } = yield* tenantWithAgent()
-        const s = yield* (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "y" } })
+        const { orgId, sessionId } = yield* startOne()
         const repo = yield* SessionsRepo
-        yield* repo.claim(orgId, s.session_id, transcript, 10, 3600)
-        const sql = yield* SqlClient.SqlClient
-        yield* sql`UPDATE sessions SET claimed_at = now() - interval '1 hour' WHERE id = ${s.session_id}`
-        yield* sweepOnce
-        return yield* repo.find(orgId, s.session_id)
+        // Claimed by an instance that then died mid-extraction.
+        yield* repo.claim({ orgId, id: sessionId, transcript, duration_seconds: 10, graceSeconds: 3600 })
+        yield* TestClock.adjust("120 seconds")
+        const withinLease = yield* sweepOnce
+        yield* TestClock.adjust("1 millis")
+        const afterLease = yield* sweepOnce
+        return { withinLease, afterLease, row: yield* repo.find({ orgId, id: sessionId }) }
       }),
     )
-    const stored = row._tag === "Some" ? row.value : undefined
-    expect(stored?.status).toBe("completed")
-    expect(stored?.results).toEqual({ budget: 3, company: null })
-    expect(logs().some((line) => line.includes(`retrying the completion of session ${stored?.id}`))).toBe(
-      true,
-    )
-    await runtime.dispose()
+    expect(result.withinLease.retried).toBe(0)
+    expect(result.afterLease.retried).toBe(1)
+    const stored = Option.getOrThrow(result.row)
+    expect(stored.status).toBe("completed")
+    expect(stored.results).toEqual({ budget: 3, company: null })
+    expect(
+      logs().some((line) => line.includes(`retrying the completion of session ${stored.session_id}`)),
+    ).toBe(true)
+  })
+})
+
+describe("webhook events", () => {
+  const event = (sessionId: string, id = `evt_${crypto.randomUUID()}`) => ({
+    id,
+    event: "participant_joined",
+    createdAt: 1_700_000_000,
+    room: { name: `voice_${sessionId}`, sid: "RM_1" },
+    participant: { identity: "u1", sid: "PA_1" },
   })
 
-  test("the sweeper forgets webhook event ids past their retention, and keeps recent ones", async () => {
-    const { runtime } = setup()
-    const left = await runtime.runPromise(
+  test("are recorded once per event id, for known sessions only", async () => {
+    const { run } = setup()
+    const result = await run(
       Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const old = `evt_old_${crypto.randomUUID()}`
-        const recent = `evt_new_${crypto.randomUUID()}`
-        yield* sql`INSERT INTO webhook_events (event_id, event, received_at)
-          VALUES (${old}, 'room_finished', now() - interval '8 days'), (${recent}, 'room_finished', now())`
-        yield* sweepOnce
-        const rows = yield* sql<{ event_id: string }>`
-          SELECT event_id FROM webhook_events WHERE event_id IN (${old}, ${recent})`
-        return rows.map((r) => r.event_id.slice(0, 8))
+        const { orgId, sessionId } = yield* startOne()
+        const webhooks = yield* Webhooks
+        const first = event(sessionId)
+        const handled = yield* Effect.all([
+          webhooks.handle(first),
+          webhooks.handle(first),
+          webhooks.handle(event(crypto.randomUUID())),
+        ])
+        return { handled, row: yield* (yield* Sessions).read(orgId, sessionId, false, 1) }
       }),
     )
-    expect(left).toEqual(["evt_new_"])
-    await runtime.dispose()
+    expect(result.handled).toEqual([true, false, false])
+    expect(result.row.metadata).toMatchObject({
+      livekit_room_sid: "RM_1",
+      livekit_call_started_at: 1_700_000_000,
+      livekit_last_participant_identity: "u1",
+    })
+  })
+
+  test("the sweeper forgets event ids past their retention, and keeps recent ones", async () => {
+    const { run } = setup()
+    const again = await run(
+      Effect.gen(function* () {
+        const { sessionId } = yield* startOne()
+        const webhooks = yield* Webhooks
+        const old = event(sessionId)
+        const recent = event(sessionId)
+        yield* webhooks.handle(old)
+        yield* TestClock.adjust(`${WEBHOOK_EVENT_RETENTION_SECONDS + 1} seconds`)
+        yield* webhooks.handle(recent)
+        yield* sweepOnce
+        // A forgotten id counts as new again; a kept one is still a redelivery.
+        return yield* Effect.all([webhooks.handle(old), webhooks.handle(recent)])
+      }),
+    )
+    expect(again).toEqual([true, false])
   })
 })

@@ -814,7 +814,7 @@ describe("complete", () => {
 
     const got = await getSession(s, apiKey, sessionId)
     expect(got.body.status).toBe("failed")
-    expect(data(got)).toMatchObject({ status: "failed", error_log: row?.error_log as Array<Json> })
+    expect(data(got)).toMatchObject({ status: "failed", error_log: row?.error_log })
 
     const again = await completeSession(s, apiKey, sessionId, ratingTranscript)
     expect(again.status).toBe(409)
@@ -888,7 +888,7 @@ describe("complete", () => {
     const row = await sessionRow(s, sessionId)
     expect(row?.status).toBe("completed")
     // The stored transcript and results are the winner's.
-    expect(row?.transcript).toEqual(data(winner as NonNullable<typeof winner>).transcript as Array<Json>)
+    expect<unknown>(row?.transcript).toEqual(data(winner as NonNullable<typeof winner>).transcript)
     expect(row?.results).toEqual({ team_size: (row?.duration_seconds ?? 0) + 1 })
   })
 })

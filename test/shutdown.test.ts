@@ -72,7 +72,7 @@ test("SIGTERM answers a pending long-poll with the current state and exits 0", a
     await eventually(async () => {
       const { rows } = await observer.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_stat_activity
-         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT%FROM sessions%'`,
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT%FROM%sessions%'`,
       )
       return rows[0].n === 1
     })

@@ -3,16 +3,13 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { Effect, Fiber, Layer, Redacted, TestClock, TestContext } from "effect"
+import { Effect, Fiber, Layer, Option, Redacted, TestClock, TestContext } from "effect"
 import { AppConfig } from "../src/Config.ts"
-import {
-  LATEST_MIGRATION_ID,
-  pgClientLayer,
-  readiness,
-  SqlLive,
-  stopEmbeddedPostgresSync,
-} from "../src/Sql.ts"
-import { freshDatabaseUrl, sqlLayerFor, TestSqlLayer, testPostgres } from "./support/db.ts"
+import { pgClientLayer } from "../src/Sql/Client.ts"
+import { stopEmbeddedPostgres } from "../src/Sql/EmbeddedPostgres.ts"
+import { LATEST_MIGRATION_ID, readiness } from "../src/Sql/Migrator.ts"
+import { SqlLive } from "../src/Sql.ts"
+import { freshDatabaseUrl, sqlLayerFor, testPostgres } from "./support/db.ts"
 import { captureLogs } from "./support/logs.ts"
 import { proxy } from "./support/proxy.ts"
 import { until } from "./support/wait.ts"
@@ -36,8 +33,10 @@ const appTables = ["agents", "api_keys", "organizations", "sessions", "webhook_e
 
 describe("SqlLive", () => {
   test("runs migrations against DATABASE_URL", async () => {
-    expect(await run(tables, TestSqlLayer)).toEqual(expect.arrayContaining(appTables))
-    expect(await run(readiness, TestSqlLayer)).toBe(true)
+    const url = Redacted.make(await freshDatabaseUrl())
+    const layer = SqlLive.pipe(Layer.provide(AppConfig.layer({ databaseUrl: Option.some(url) })))
+    expect(await run(tables, layer)).toEqual(expect.arrayContaining(appTables))
+    expect(await run(readiness, layer)).toBe(true)
   })
 
   test("several instances migrating one database at once all succeed", async () => {
@@ -63,10 +62,10 @@ describe("readiness", () => {
 
   test("false after its 2 s timeout when the database hangs, and at once when it goes away", async () => {
     const pg = await testPostgres()
+    const direct = await freshDatabaseUrl()
+    expect(await run(readiness, sqlLayerFor(direct))).toBe(true) // migrated
     const forwarder = await proxy(pg.port)
-    const url = Redacted.make(
-      Redacted.value(pg.url("parley_test")).replace(`:${pg.port}/`, `:${forwarder.port}/`),
-    )
+    const url = Redacted.make(direct.replace(`:${pg.port}/`, `:${forwarder.port}/`))
     const check = Effect.gen(function* () {
       const up = yield* readiness
       forwarder.hang()
@@ -153,7 +152,7 @@ describe("embedded PostgreSQL (no DATABASE_URL)", () => {
       expect(await run(names, layer)).toEqual([{ name: "kept" }])
       expect(alive(orphan)).toBe(false)
     } finally {
-      stopEmbeddedPostgresSync(join(dataDir, "pg")) // only does something if an assertion failed midway
+      await Effect.runPromise(stopEmbeddedPostgres(join(dataDir, "pg"))) // only if an assertion failed midway
       await rm(dataDir, { recursive: true, force: true })
     }
   })

@@ -126,7 +126,7 @@ describe("handled events", () => {
     expect(after).toMatchObject({
       status: "completed",
       results: before?.results as Json,
-      transcript: before?.transcript as Array<Json>,
+      transcript: before?.transcript,
       completed_at: before?.completed_at as Date,
     })
     expect(after?.metadata).toMatchObject({ livekit_room_finished_at: createdAt })

@@ -14,6 +14,7 @@ import { Envelope, ListOf } from "../Domain/Envelope.ts"
 import { VoiceAgentNotFound, wire } from "../Domain/Errors.ts"
 import { IntParam, optional } from "../Domain/Fields.ts"
 import { AgentId, IdPath } from "../Domain/Ids.ts"
+import { JsonBody } from "../Http/Body.ts"
 
 export const Pagination = Schema.Struct({
   limit: optional(IntParam(1, 100)),
@@ -26,7 +27,7 @@ const path = IdPath(AgentId)
 export class AgentsApi extends HttpApiGroup.make("agents")
   .add(
     HttpApiEndpoint.post("create", "/api/v1/voice/agents")
-      .setPayload(CreateAgent)
+      .setPayload(JsonBody(CreateAgent))
       .addSuccess(Envelope("voice_agent", AgentCreated))
       .annotate(OpenApi.Summary, "Create a voice agent"),
   )
@@ -53,7 +54,7 @@ export class AgentsApi extends HttpApiGroup.make("agents")
   .add(
     HttpApiEndpoint.patch("update", "/api/v1/voice/agents/:id")
       .setPath(path)
-      .setPayload(UpdateAgent)
+      .setPayload(JsonBody(UpdateAgent))
       .addSuccess(Envelope("voice_agent", Agent))
       .addError(wire(VoiceAgentNotFound))
       .annotate(OpenApi.Summary, "Update a voice agent"),

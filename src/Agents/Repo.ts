@@ -1,100 +1,159 @@
-import { SqlClient } from "@effect/sql"
-import { Context, Effect, Layer, Option } from "effect"
-import type { Behaviors, Question, Voice } from "../Domain/Agent.ts"
-import { orUnavailable } from "../Domain/Errors.ts"
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Context, Effect, Layer, Option, Schema, Struct } from "effect"
+import { Agent, AgentSummary, Voice } from "../Domain/Agent.ts"
+import { fromId, Jsonb, UnixFromDate } from "../Domain/Columns.ts"
+import { repository } from "../Domain/Errors.ts"
+import { JsonRecord } from "../Domain/Fields.ts"
+import { AgentId } from "../Domain/Ids.ts"
+import { decodeFound, findOwned, makeTable, OrgKey, owned } from "../Repository.ts"
 
-/** The stored configuration of an agent (everything a client sets). */
-export interface AgentConfig {
-  readonly name: string
-  readonly instructions: string
-  readonly language: string
-  readonly purpose: string | null
-  readonly questions: ReadonlyArray<Question>
-  readonly behaviors: Behaviors
-  readonly output_schema: Readonly<Record<string, string>>
-  readonly output_schema_strict: Readonly<Record<string, unknown>> | null
-  readonly extraction_model: string | null
-  readonly voice: Voice | null
-  readonly metadata: Readonly<Record<string, string>>
-  readonly system_instruction: string
-  readonly is_active: boolean
-}
+/** Everything stored of an agent but its ids and timestamps: its settings and compiled instruction. */
+export const AgentConfig = Schema.Struct({
+  ...Struct.omit(Agent.fields, "agent_id", "created_at", "updated_at"),
+  voice: Schema.NullOr(Voice),
+})
+export type AgentConfig = typeof AgentConfig.Type
 
-export interface AgentRow extends AgentConfig {
-  readonly id: string
-  readonly org_id: string
-  readonly created_at: Date
-  readonly updated_at: Date
-}
+const rowFields = { agent_id: fromId(AgentId), created_at: UnixFromDate, updated_at: UnixFromDate }
 
-const COLUMNS = `id, org_id, name, instructions, language, purpose, questions, behaviors, output_schema,
-  output_schema_strict, extraction_model, voice, metadata, system_instruction, is_active, created_at, updated_at`
+/** An `agents` row as the API's Agent; an unset voice (NULL) reads as `{}`, as the Pi API shows it. */
+const AgentFromRow = Schema.Struct({
+  ...Agent.fields,
+  ...rowFields,
+  voice: Schema.transform(Schema.NullOr(Voice), Schema.typeSchema(Voice), {
+    strict: true,
+    decode: (voice) => voice ?? {},
+    encode: (voice) => voice,
+  }),
+})
+type AgentRow = typeof AgentFromRow.Encoded & { readonly org_id: string }
 
-const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
+const SummaryFromRow = Schema.Struct({ ...AgentSummary.fields, ...rowFields })
+
+/** An agent's stored columns, `jsonb` ones as JSON text. */
+const Columns = Schema.Struct({
+  id: Schema.String,
+  ...AgentConfig.fields,
+  questions: Jsonb(AgentConfig.fields.questions),
+  behaviors: Jsonb(AgentConfig.fields.behaviors),
+  output_schema: Jsonb(AgentConfig.fields.output_schema),
+  output_schema_strict: Schema.NullOr(Jsonb(JsonRecord)),
+  voice: Schema.NullOr(Jsonb(Voice)),
+  metadata: Jsonb(AgentConfig.fields.metadata),
+})
+
+const Page = Schema.Struct({ orgId: Schema.String, limit: Schema.Int, offset: Schema.Int })
+type Page = typeof Page.Type
+
+const NewAgent = Schema.Struct({ ...Columns.fields, org_id: Schema.String })
 
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const columns = sql.literal(COLUMNS)
 
-  const values = (a: AgentConfig) => sql`
-    name = ${a.name}, instructions = ${a.instructions}, language = ${a.language}, purpose = ${a.purpose},
-    questions = ${json(a.questions)}::jsonb, behaviors = ${json(a.behaviors)}::jsonb,
-    output_schema = ${json(a.output_schema)}::jsonb, output_schema_strict = ${json(a.output_schema_strict)}::jsonb,
-    extraction_model = ${a.extraction_model}, voice = ${json(a.voice)}::jsonb, metadata = ${json(a.metadata)}::jsonb,
-    system_instruction = ${a.system_instruction}, is_active = ${a.is_active}`
+  const insert = SqlSchema.single({
+    Request: NewAgent,
+    Result: AgentFromRow,
+    execute: (row) => sql`INSERT INTO agents ${sql.insert(row)} RETURNING *`,
+  })
 
-  const insert = (id: string, orgId: string, a: AgentConfig) =>
-    orUnavailable(sql<AgentRow>`
-      INSERT INTO agents (id, org_id, name, instructions, language, purpose, questions, behaviors, output_schema,
-        output_schema_strict, extraction_model, voice, metadata, system_instruction, is_active)
-      VALUES (${id}, ${orgId}, ${a.name}, ${a.instructions}, ${a.language}, ${a.purpose},
-        ${json(a.questions)}::jsonb, ${json(a.behaviors)}::jsonb, ${json(a.output_schema)}::jsonb,
-        ${json(a.output_schema_strict)}::jsonb, ${a.extraction_model}, ${json(a.voice)}::jsonb,
-        ${json(a.metadata)}::jsonb, ${a.system_instruction}, ${a.is_active})
-      RETURNING ${columns}`).pipe(Effect.map((rows) => rows[0]))
+  const page = SqlSchema.findAll({
+    Request: Page,
+    Result: Schema.Struct({ ...SummaryFromRow.fields, total: Schema.Int }),
+    execute: ({ orgId, limit, offset }) => sql`
+      SELECT id, name, language, purpose, is_active, created_at, updated_at, count(*) OVER ()::int AS total
+      FROM agents WHERE org_id = ${orgId} ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`,
+  })
 
-  const find = (orgId: string, id: string) =>
-    orUnavailable(sql<AgentRow>`SELECT ${columns} FROM agents WHERE org_id = ${orgId} AND id = ${id}`).pipe(
-      Effect.map((rows) => Option.fromNullable(rows[0])),
-    )
+  const count = SqlSchema.single({
+    Request: Schema.String,
+    Result: Schema.Struct({ total: Schema.Int }),
+    execute: (orgId) => sql`SELECT count(*)::int AS total FROM agents WHERE org_id = ${orgId}`,
+  })
 
-  /** One page, newest first, with the organization's total. */
-  const list = (orgId: string, limit: number, offset: number) =>
+  /** A page of summaries, newest first, and how many agents the organization has in all. */
+  const list = (request: Page) =>
     Effect.gen(function* () {
-      const rows = yield* sql<AgentRow & { total: number }>`
-        SELECT ${columns}, count(*) OVER ()::int AS total FROM agents WHERE org_id = ${orgId}
-        ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`
-      if (rows.length > 0) return { rows, total: rows[0].total }
-      const [{ total }] = yield* sql<{
-        total: number
-      }>`SELECT count(*)::int AS total FROM agents WHERE org_id = ${orgId}`
-      return { rows, total }
-    }).pipe(orUnavailable)
+      const rows = yield* page(request)
+      // past the last page the window count has no row to ride on
+      const total = rows.length > 0 ? rows[0].total : (yield* count(request.orgId)).total
+      return { agents: rows.map(({ total: _, ...summary }) => summary), total }
+    })
+
+  const lock = findOwned(sql, "agents", AgentFromRow, "FOR UPDATE")
+
+  const write = SqlSchema.single({
+    Request: Columns,
+    Result: AgentFromRow,
+    execute: (row) => sql`
+      UPDATE agents SET ${sql.update(row, ["id"])}, updated_at = clock_timestamp()
+      WHERE id = ${row.id} RETURNING *`,
+  })
 
   /** Read-modify-write under a row lock, so concurrent PATCHes never lose each other's fields. */
-  const update = (orgId: string, id: string, change: (row: AgentRow) => AgentConfig) =>
-    sql
-      .withTransaction(
-        Effect.gen(function* () {
-          const [row] = yield* sql<AgentRow>`
-            SELECT ${columns} FROM agents WHERE org_id = ${orgId} AND id = ${id} FOR UPDATE`
-          if (row === undefined) return Option.none<AgentRow>()
-          const next = change(row)
-          const [updated] = yield* sql<AgentRow>`
-            UPDATE agents SET ${values(next)}, updated_at = clock_timestamp()
-            WHERE id = ${id} RETURNING ${columns}`
-          return Option.some(updated)
+  const update = (key: OrgKey, change: (agent: Agent) => AgentConfig) =>
+    sql.withTransaction(
+      Effect.flatMap(
+        lock(key),
+        Option.match({
+          onNone: () => Effect.succeedNone,
+          onSome: (agent) => Effect.asSome(write({ ...change(agent), id: key.id })),
         }),
-      )
-      .pipe(orUnavailable)
+      ),
+    )
 
-  const deactivate = (orgId: string, id: string) =>
-    orUnavailable(sql<{ id: string }>`
+  const deactivate = SqlSchema.findOne({
+    Request: OrgKey,
+    Result: Schema.Struct({ id: Schema.String }),
+    execute: ({ orgId, id }) => sql`
       UPDATE agents SET is_active = false,
         updated_at = CASE WHEN is_active THEN clock_timestamp() ELSE updated_at END
-      WHERE org_id = ${orgId} AND id = ${id} RETURNING id`).pipe(Effect.map((rows) => rows.length > 0))
+      WHERE org_id = ${orgId} AND id = ${id} RETURNING id`,
+  })
 
-  return { insert, find, list, update, deactivate }
+  return repository({
+    insert,
+    find: findOwned(sql, "agents", AgentFromRow),
+    list,
+    update,
+    deactivate: (key: OrgKey) => Effect.map(deactivate(key), Option.isSome),
+  })
+})
+
+/** The same operations on a table in memory, read through the same row schemas. */
+const makeInMemory = Effect.gen(function* () {
+  const table = yield* makeTable<AgentRow>()
+  const decode = Schema.decode(AgentFromRow)
+  const decodeSome = decodeFound(AgentFromRow)
+  const summarize = Schema.decode(SummaryFromRow)
+
+  return repository(
+    {
+      insert: (agent: typeof NewAgent.Type) =>
+        table.insert((at) => ({ ...agent, created_at: at, updated_at: at })).pipe(Effect.flatMap(decode)),
+      find: (key: OrgKey) => Effect.flatMap(table.find(owned(key)), decodeSome),
+      list: ({ orgId, limit, offset }: Page) =>
+        Effect.gen(function* () {
+          // insertion order, so newest first is the reverse
+          const rows = (yield* table.rows).filter((row) => row.org_id === orgId).reverse()
+          const agents = yield* Effect.forEach(rows.slice(offset, offset + limit), (row) => summarize(row))
+          return { agents, total: rows.length }
+        }),
+      update: (key: OrgKey, change: (agent: Agent) => AgentConfig) =>
+        table
+          .update(owned(key), (row, at) =>
+            Effect.map(decode(row), (agent) => ({ ...row, ...change(agent), updated_at: at })),
+          )
+          .pipe(Effect.flatMap(decodeSome)),
+      deactivate: (key: OrgKey) =>
+        table
+          .update(owned(key), (row, at) =>
+            Effect.succeed(row.is_active ? { ...row, is_active: false, updated_at: at } : row),
+          )
+          .pipe(Effect.map(Option.isSome)),
+    },
+    // nothing to be unavailable here: a row its schema rejects is a bug, as in the database
+    Effect.orDie,
+  )
 })
 
 export class AgentsRepo extends Context.Tag("Parley/AgentsRepo")<
@@ -102,4 +161,6 @@ export class AgentsRepo extends Context.Tag("Parley/AgentsRepo")<
   Effect.Effect.Success<typeof make>
 >() {
   static readonly Live = Layer.effect(AgentsRepo, make)
+  /** In memory, for unit tests: no database. */
+  static readonly Test = Layer.effect(AgentsRepo, makeInMemory)
 }

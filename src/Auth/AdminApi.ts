@@ -1,35 +1,19 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { ApiKey, ApiKeyCreated } from "../Domain/ApiKey.ts"
 import { Envelope, ListOf } from "../Domain/Envelope.ts"
 import { ApiKeyNotFound, OrganizationNotFound, wire } from "../Domain/Errors.ts"
 import { object, optional, strict, Text } from "../Domain/Fields.ts"
+import { Organization } from "../Domain/Organization.ts"
+import { JsonBody } from "../Http/Body.ts"
 import { AdminAuthenticated } from "./Middleware.ts"
 
 const uuidParam = Schema.UUID.annotations({ message: () => "must be a UUID" })
 
-export const Organization = Schema.Struct({
-  org_id: Schema.UUID,
-  name: Schema.String,
-  created_at: Schema.Int,
-})
-export const ApiKeyCreated = Schema.Struct({
-  key_id: Schema.UUID,
-  api_key: Schema.String,
-  prefix: Schema.String,
-  created_at: Schema.Int,
-})
-export const ApiKeyInfo = Schema.Struct({
-  key_id: Schema.UUID,
-  name: Schema.NullOr(Schema.String),
-  prefix: Schema.String,
-  created_at: Schema.Int,
-  revoked_at: Schema.NullOr(Schema.Int),
-})
-
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.post("createOrg", "/admin/v1/orgs")
-      .setPayload(Schema.Struct({ name: Text(1, 200) }).annotations({ ...strict, ...object }))
+      .setPayload(JsonBody(Schema.Struct({ name: Text(1, 200) }).annotations({ ...strict, ...object })))
       .addSuccess(Envelope("organization", Organization), { status: 201 })
       .annotate(OpenApi.Summary, "Create an organization"),
   )
@@ -42,7 +26,9 @@ export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.post("createKey", "/admin/v1/orgs/:org_id/api_keys")
       .setPath(Schema.Struct({ org_id: uuidParam }))
-      .setPayload(Schema.Struct({ name: optional(Text(1, 200)) }).annotations({ ...strict, ...object }))
+      .setPayload(
+        JsonBody(Schema.Struct({ name: optional(Text(1, 200)) }).annotations({ ...strict, ...object })),
+      )
       .addSuccess(Envelope("api_key", ApiKeyCreated), { status: 201 })
       .addError(wire(OrganizationNotFound))
       .annotate(OpenApi.Summary, "Create an API key")
@@ -51,7 +37,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.get("listKeys", "/admin/v1/orgs/:org_id/api_keys")
       .setPath(Schema.Struct({ org_id: uuidParam }))
-      .addSuccess(Envelope("list", ListOf(ApiKeyInfo)))
+      .addSuccess(Envelope("list", ListOf(ApiKey)))
       .addError(wire(OrganizationNotFound))
       .annotate(OpenApi.Summary, "List an organization's API keys")
       .annotate(OpenApi.Description, "Newest first; never the keys themselves."),

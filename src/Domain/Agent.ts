@@ -5,6 +5,7 @@ import {
   IdentifierKeyed,
   IntBetween,
   JsonObject,
+  JsonRecord,
   maxKeys,
   Num,
   OneOf,
@@ -180,7 +181,7 @@ export const Agent = Schema.Struct({
   questions: Schema.Array(Question),
   behaviors: Behaviors,
   output_schema: Schema.Record({ key: Schema.String, value: Schema.String }),
-  output_schema_strict: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  output_schema_strict: Schema.NullOr(JsonRecord),
   extraction_model: Schema.NullOr(Schema.String),
   /** `{}` when unset, as the Pi API returns it. */
   voice: Voice,
@@ -192,12 +193,18 @@ export const Agent = Schema.Struct({
 }).annotations({ identifier: "VoiceAgent" })
 export type Agent = typeof Agent.Type
 
-export const AgentSummary = Agent.pipe(
-  Schema.pick("agent_id", "name", "language", "purpose", "is_active", "created_at", "updated_at"),
+export const AgentSummary = Agent.pick(
+  "agent_id",
+  "name",
+  "language",
+  "purpose",
+  "is_active",
+  "created_at",
+  "updated_at",
 ).annotations({ identifier: "VoiceAgentSummary" })
 export type AgentSummary = typeof AgentSummary.Type
 
-export const AgentCreated = Schema.Struct({ agent_id: AgentId, name: Schema.String, created_at: Schema.Int })
+export const AgentCreated = Agent.pick("agent_id", "name", "created_at")
 export const AgentDeleted = Schema.Struct({ agent_id: AgentId, deleted: Schema.Literal(true) })
 /** GET /agents/:id/preview: the system instruction compiled from the agent's current settings. */
 export const AgentPreview = Schema.Struct({

@@ -1,5 +1,5 @@
 import { HttpApiSchema } from "@effect/platform"
-import { Effect, FiberRef, ParseResult, Schema } from "effect"
+import { Cause, Effect, FiberRef, ParseResult, Predicate, Record, Schema } from "effect"
 import { CurrentRequestId } from "./RequestId.ts"
 
 export const ErrorType = Schema.Literal(
@@ -226,32 +226,49 @@ const DATABASE_TIMEOUT_MS = 10_000
 
 /**
  * Database failures: a lost, refused or unresponsive connection is a 503 the client may retry;
- * anything else (a bad statement) is a bug and becomes a defect.
+ * anything else (a bad statement, a row its schema rejects) is a bug and becomes a defect.
  */
-export const orUnavailable = <A, E extends { readonly _tag: string; readonly cause?: unknown }, R>(
+export const orUnavailable = <A, E, R>(
   self: Effect.Effect<A, E, R>,
-): Effect.Effect<A, Exclude<E, { readonly _tag: "SqlError" }> | ServiceUnavailable, R> =>
-  Effect.catchIf(
-    Effect.timeout(self, DATABASE_TIMEOUT_MS),
-    (e) => e._tag === "SqlError" || e._tag === "TimeoutException",
-    (e) => {
-      const code = (e.cause as { code?: unknown } | undefined)?.code
-      const reason =
-        e._tag === "TimeoutException"
-          ? `no answer within ${DATABASE_TIMEOUT_MS} ms`
-          : e.cause instanceof Error
-            ? e.cause.message
-            : String(code)
-      const outage =
-        e._tag === "TimeoutException" ||
-        typeof code !== "string" ||
-        /^(08|57P|53)/.test(code) ||
-        code.startsWith("E")
-      return outage
-        ? Effect.zipRight(
-            Effect.logError(`database unavailable: ${reason}`),
-            Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." })),
-          )
-        : Effect.die(e)
-    },
+): Effect.Effect<A, ServiceUnavailable, R> =>
+  Effect.catchAll(Effect.timeout(self, DATABASE_TIMEOUT_MS), (e) => {
+    const timedOut = Cause.isTimeoutException(e)
+    const sqlError = Predicate.isTagged(e, "SqlError") && Predicate.hasProperty(e, "cause") ? e : undefined
+    if (!timedOut && sqlError === undefined) return Effect.die(e)
+    const cause = sqlError?.cause
+    const code = Predicate.hasProperty(cause, "code") ? cause.code : undefined
+    const outage = timedOut || typeof code !== "string" || /^(08|57P|53)/.test(code) || code.startsWith("E")
+    if (!outage) return Effect.die(e)
+    const reason = timedOut
+      ? `no answer within ${DATABASE_TIMEOUT_MS} ms`
+      : cause instanceof Error
+        ? cause.message
+        : String(code)
+    return Effect.zipRight(
+      Effect.logError(`database unavailable: ${reason}`),
+      Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." })),
+    )
+  })
+
+type Query =
+  | Effect.Effect<unknown, unknown, unknown>
+  | ((...args: never) => Effect.Effect<unknown, unknown, unknown>)
+
+type Guarded<Q> = Q extends (...args: infer P) => Effect.Effect<infer A, infer _E, infer R>
+  ? (...args: P) => Effect.Effect<A, ServiceUnavailable, R>
+  : Q extends Effect.Effect<infer A, infer _E, infer R>
+    ? Effect.Effect<A, ServiceUnavailable, R>
+    : never
+
+/**
+ * A repository as its callers see it: `guard` (`orUnavailable` unless told otherwise) applied to every
+ * one of its operations (each an effect, or a function returning one), so the only failure a caller
+ * can meet is a ServiceUnavailable.
+ */
+export const repository = <Q extends Record<string, Query>>(
+  queries: Q,
+  guard: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, ServiceUnavailable, R> = orUnavailable,
+): { readonly [K in keyof Q]: Guarded<Q[K]> } =>
+  Record.map(queries, (query) =>
+    typeof query === "function" ? (...args: Parameters<typeof query>) => guard(query(...args)) : guard(query),
   ) as never

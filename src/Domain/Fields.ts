@@ -124,19 +124,20 @@ export const IdentifierKeyed = <V extends Schema.Schema.Any>(value: V) =>
       ),
     )
 
+/** Any JSON object, as a stored `jsonb` object reads back. */
+export const JsonRecord = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
 /** A JSON object whose serialized form is at most `max` characters. */
 export const JsonObject = (max: number) =>
-  Schema.Record({ key: Schema.String, value: Schema.Unknown })
-    .annotations(object)
-    .pipe(
-      Schema.filter((o) => {
-        const problem = jsonProblem(o)
-        if (problem !== undefined) return problem
-        return JSON.stringify(o).length <= max
-          ? undefined
-          : `serialized length must be at most ${max} characters`
-      }),
-    )
+  JsonRecord.annotations(object).pipe(
+    Schema.filter((o) => {
+      const problem = jsonProblem(o)
+      if (problem !== undefined) return problem
+      return JSON.stringify(o).length <= max
+        ? undefined
+        : `serialized length must be at most ${max} characters`
+    }),
+  )
 
 /** Unknown fields are rejected and every issue is reported. */
 export const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const

@@ -5,6 +5,7 @@ import {
   IntBetween,
   IntParam,
   JsonObject,
+  JsonRecord,
   Num,
   object,
   optional,
@@ -74,8 +75,6 @@ export type CompleteSession = typeof CompleteSession.Type
 
 export const ErrorLogEntry = Schema.Struct({ at: Schema.Int, code: Schema.String, message: Schema.String })
 export type ErrorLogEntry = typeof ErrorLogEntry.Type
-
-const JsonRecord = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
 export const Session = Schema.Struct({
   session_id: SessionId,

@@ -1,6 +1,6 @@
-import { HttpServerRequest } from "@effect/platform"
-import { Effect, Option } from "effect"
-import { InvalidRequestBody, PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
+import { Headers as HttpHeaders, HttpServerRequest } from "@effect/platform"
+import { SchemaAST as AST, Effect, Option, ParseResult, Schema } from "effect"
+import { PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
 
 /** Routes whose bodies are not application/json (LiveKit posts `application/webhook+json`). */
 const RAW_BODY_ROUTES = new Set(["/api/v1/voice/webhooks/livekit"])
@@ -72,59 +72,78 @@ const MAX_ITEMS = 5000
 const MAX_KEYS = 5000
 const MAX_DEPTH = 64
 
-/**
- * Where a parsed body is larger than anything the API accepts, checked before schema validation so
- * that a small body of many tiny items cannot make validation (and its error report) expensive.
- */
-const shapeProblem = (body: unknown): { path: string; message: string } | undefined => {
-  const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value: body, path: "", depth: 0 }]
+/** A path kept as links to its parent, so walking a wide body copies nothing. */
+type Step = { readonly key: PropertyKey; readonly parent: Step | undefined } | undefined
+
+const pathOf = (step: Step): Array<PropertyKey> => {
+  const path: Array<PropertyKey> = []
+  for (let at = step; at !== undefined; at = at.parent) path.unshift(at.key)
+  return path
+}
+
+/** Where a parsed body is larger than anything the API accepts, and how. */
+const shapeProblem = (body: unknown): { path: Array<PropertyKey>; message: string } | undefined => {
+  const stack: Array<{ value: unknown; at: Step; depth: number }> = [{ value: body, at: undefined, depth: 0 }]
+  const problem = (at: Step, message: string) => ({ path: pathOf(at), message })
   while (stack.length > 0) {
-    const { value, path, depth } = stack.pop()!
+    const { value, at, depth } = stack.pop()!
     if (typeof value !== "object" || value === null) continue
-    if (depth > MAX_DEPTH) return { path, message: `must not be nested deeper than ${MAX_DEPTH} levels` }
+    if (depth > MAX_DEPTH) return problem(at, `must not be nested deeper than ${MAX_DEPTH} levels`)
     if (Array.isArray(value)) {
-      if (value.length > MAX_ITEMS) return { path, message: `must have at most ${MAX_ITEMS} items` }
-      for (const [i, v] of value.entries()) stack.push({ value: v, path: `${path}[${i}]`, depth: depth + 1 })
+      if (value.length > MAX_ITEMS) return problem(at, `must have at most ${MAX_ITEMS} items`)
+      for (const [i, v] of value.entries())
+        stack.push({ value: v, at: { key: i, parent: at }, depth: depth + 1 })
     } else {
       const entries = Object.entries(value)
-      if (entries.length > MAX_KEYS) return { path, message: `must have at most ${MAX_KEYS} keys` }
-      for (const [k, v] of entries)
-        stack.push({ value: v, path: path ? `${path}.${k}` : k, depth: depth + 1 })
+      if (entries.length > MAX_KEYS) return problem(at, `must have at most ${MAX_KEYS} keys`)
+      for (const [k, v] of entries) stack.push({ value: v, at: { key: k, parent: at }, depth: depth + 1 })
     }
   }
   return undefined
 }
 
+/**
+ * An endpoint's JSON body (as parsed, once, by the platform's payload decoder, after authentication):
+ * refused with one issue if it is larger in shape than anything the API accepts, and only then
+ * validated by `schema` — so that a small body of many tiny items cannot make validation (and its
+ * error report) expensive. Documented (the surrogate), encoded and typed as `schema`.
+ */
+export const JsonBody = <A, I>(schema: Schema.Schema<A, I>): Schema.Schema<A, I> =>
+  Schema.declare([schema], {
+    decode: (inner) => (input, options, ast) => {
+      const problem = shapeProblem(input)
+      if (problem === undefined) return ParseResult.decodeUnknown(inner)(input, options)
+      const issue = new ParseResult.Type(ast, input, problem.message)
+      const [head, ...tail] = problem.path
+      return ParseResult.fail(
+        head === undefined ? issue : new ParseResult.Pointer([head, ...tail], input, issue),
+      )
+    },
+    encode: (inner) => (input, options) => ParseResult.encodeUnknown(inner)(input, options),
+  }).annotations({ [AST.SurrogateAnnotationId]: schema.ast })
+
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"])
 
 /**
- * JSON bodies, before the endpoint decodes them: a missing body is read as `{}` (so a POST whose
- * fields are all optional needs none, and a missing required field is named), and a body larger in
- * shape than anything the API accepts is refused at once.
+ * What the endpoint's payload decoder reads: a missing body as `{}` (so a POST whose fields are all
+ * optional needs none, and a missing required field is named), and an `application/*+json` body as
+ * `application/json`, the only JSON type the platform's decoder recognises.
  */
-export const prepareJsonBody = (request: HttpServerRequest.HttpServerRequest, pathname: string) =>
-  Effect.gen(function* () {
-    if (!BODY_METHODS.has(request.method) || RAW_BODY_ROUTES.has(pathname)) return request
-    const length = request.headers["content-length"]
-    if ((length === undefined || length === "0") && request.headers["transfer-encoding"] === undefined) {
-      const source = request.source
-      if (!(source instanceof Request)) return request
-      const headers = new Headers(source.headers)
-      headers.set("content-type", "application/json")
-      return HttpServerRequest.fromWeb(
-        new Request(source.url, { method: source.method, headers, body: "{}" }),
-      )
-    }
-    const body = yield* request.json
-    const problem = shapeProblem(body)
-    if (problem !== undefined)
-      return yield* new InvalidRequestBody({
-        message: `Invalid request body: ${problem.path ? `${problem.path}: ` : ""}${problem.message}`,
-        ...(problem.path ? { param: problem.path } : {}),
-        issues: [problem],
-      })
-    // The endpoint reads the body parsed here instead of parsing it a second time.
-    return Object.create(request, {
-      json: { value: Effect.succeed(body) },
-    }) as HttpServerRequest.HttpServerRequest
-  })
+export const asJsonBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  pathname: string,
+): HttpServerRequest.HttpServerRequest => {
+  if (!BODY_METHODS.has(request.method) || RAW_BODY_ROUTES.has(pathname)) return request
+  const length = request.headers["content-length"]
+  if ((length === undefined || length === "0") && request.headers["transfer-encoding"] === undefined) {
+    const source = request.source
+    if (!(source instanceof Request)) return request
+    const headers = new Headers(source.headers)
+    headers.set("content-type", "application/json")
+    return HttpServerRequest.fromWeb(new Request(source.url, { method: source.method, headers, body: "{}" }))
+  }
+  const contentType = request.headers["content-type"]
+  return contentType !== undefined && /^application\/[\w.-]+\+json\b/i.test(contentType.trim())
+    ? request.modify({ headers: HttpHeaders.set(request.headers, "content-type", "application/json") })
+    : request
+}

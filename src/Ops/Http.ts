@@ -2,7 +2,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { Api } from "../Api.ts"
 import { ServiceUnavailable } from "../Domain/Errors.ts"
-import { readiness } from "../Sql.ts"
+import { readiness } from "../Sql/Migrator.ts"
 
 export const OpsHttpLive = HttpApiBuilder.group(Api, "ops", (handlers) =>
   Effect.succeed(

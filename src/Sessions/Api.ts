@@ -20,13 +20,14 @@ import {
   StartSession,
   WaitParams,
 } from "../Domain/Session.ts"
+import { JsonBody } from "../Http/Body.ts"
 
 const path = IdPath(SessionId)
 
 export class SessionsApi extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.post("start", "/api/v1/voice/sessions")
-      .setPayload(StartSession)
+      .setPayload(JsonBody(StartSession))
       .addSuccess(Envelope("voice_session", SessionStarted), { status: 201 })
       .addError(wire(VoiceSessionTtlTooShort))
       .addError(wire(VoiceAgentNotFound))
@@ -49,7 +50,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
   .add(
     HttpApiEndpoint.post("complete", "/api/v1/voice/sessions/:id/complete")
       .setPath(path)
-      .setPayload(CompleteSession)
+      .setPayload(JsonBody(CompleteSession))
       .addSuccess(CompletedEnvelope)
       .addError(wire(VoiceSessionNotFound))
       .addError(wire(VoiceSessionNotActive))

@@ -1,5 +1,17 @@
 import { PgClient } from "@effect/sql-pg"
-import { Context, Data, Deferred, Effect, Exit, Layer, Redacted, Ref, Schedule, type Scope } from "effect"
+import {
+  Context,
+  Data,
+  Deferred,
+  Effect,
+  Exit,
+  FiberSet,
+  Layer,
+  Redacted,
+  Ref,
+  Schedule,
+  type Scope,
+} from "effect"
 import pg from "pg"
 
 const CHANNEL = "parley_session_done"
@@ -100,7 +112,9 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
       const local = makeLocal()
       const listening = yield* Ref.make(false)
       yield* Effect.addFinalizer(() => local.close)
-      yield* listen(pg.config, (sessionId) => Effect.runFork(local.wake(sessionId))).pipe(
+      // The LISTEN callback re-enters Effect on this layer's runtime (its logger), in this layer's scope.
+      const runFork = yield* FiberSet.makeRuntime()
+      yield* listen(pg.config, (sessionId) => runFork(local.wake(sessionId))).pipe(
         Effect.tap(() => Effect.zipRight(Ref.set(listening, true), local.wakeAll)),
         Effect.flatten,
         Effect.ensuring(Ref.set(listening, false)),

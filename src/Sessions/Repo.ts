@@ -1,149 +1,296 @@
-import { SqlClient } from "@effect/sql"
-import { Context, Effect, Layer, Option } from "effect"
-import { orUnavailable } from "../Domain/Errors.ts"
-import type { ErrorLogEntry, Participant, SessionStatus, TranscriptEntry } from "../Domain/Session.ts"
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import { fromId, Jsonb, UnixFromDate } from "../Domain/Columns.ts"
+import { repository } from "../Domain/Errors.ts"
+import { JsonRecord } from "../Domain/Fields.ts"
+import { OrgId, SessionId } from "../Domain/Ids.ts"
+import { ErrorLogEntry, Session, TranscriptEntry } from "../Domain/Session.ts"
+import { decodeFound, findOwned, makeTable, OrgKey, owned } from "../Repository.ts"
 
-export interface SessionRow {
-  readonly id: string
-  readonly org_id: string
-  readonly agent_id: string
-  readonly status: SessionStatus
-  readonly participant: Participant
-  readonly context: Readonly<Record<string, unknown>> | null
-  readonly system_instruction: string
-  readonly transcript: ReadonlyArray<TranscriptEntry> | null
-  readonly results: Readonly<Record<string, unknown>> | null
-  readonly extraction_warnings: ReadonlyArray<string>
-  readonly duration_seconds: number | null
-  readonly max_duration_seconds: number | null
-  readonly error_log: ReadonlyArray<ErrorLogEntry>
-  readonly metadata: Readonly<Record<string, unknown>>
-  readonly expires_at: Date
-  readonly claimed_at: Date | null
-  readonly created_at: Date
-  readonly updated_at: Date
-  readonly completed_at: Date | null
-}
+/** A `sessions` row as the API's Session. */
+const SessionFromRow = Schema.Struct({
+  ...Session.fields,
+  session_id: fromId(SessionId),
+  expires_at: UnixFromDate,
+  created_at: UnixFromDate,
+  updated_at: UnixFromDate,
+  completed_at: Schema.NullOr(UnixFromDate),
+})
 
-export interface NewSession {
-  readonly id: string
-  readonly orgId: string
-  readonly agentId: string
-  readonly participant: Participant
-  readonly context: Readonly<Record<string, unknown>> | null
-  readonly systemInstruction: string
-  readonly maxDurationSeconds: number | null
-  readonly createdAt: Date
-  readonly expiresAt: Date
-}
+/** The whole row: the Session, the organization it belongs to, its instruction and completion claim. */
+export const StoredSession = Schema.Struct({
+  ...SessionFromRow.fields,
+  org_id: OrgId,
+  system_instruction: Schema.String,
+  /** Millisecond precision, so that it round-trips through a Date and identifies the claim. */
+  claimed_at: Schema.NullOr(Schema.DateFromSelf),
+})
+export type StoredSession = typeof StoredSession.Type
+/** A row as the driver returns it. */
+export type SessionRow = typeof StoredSession.Encoded
 
-export interface Outcome {
-  readonly status: "completed" | "failed"
-  readonly results: Readonly<Record<string, unknown>> | null
-  readonly warnings: ReadonlyArray<string>
-  readonly errors: ReadonlyArray<ErrorLogEntry>
-}
+const NewSession = Schema.Struct({
+  id: Schema.String,
+  org_id: Schema.String,
+  agent_id: Schema.String,
+  participant: Jsonb(Session.fields.participant),
+  context: Schema.NullOr(Jsonb(JsonRecord)),
+  system_instruction: Schema.String,
+  max_duration_seconds: Schema.NullOr(Schema.Int),
+  created_at: Schema.DateFromSelf,
+  expires_at: Schema.DateFromSelf,
+})
 
-const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
+/** The transcript a completion claims the session with. */
+const Claim = Schema.Struct({
+  ...OrgKey.fields,
+  transcript: Jsonb(Schema.Array(TranscriptEntry)),
+  duration_seconds: Schema.NullOr(Schema.Int),
+  graceSeconds: Schema.Int,
+})
+
+/** What a completion records: the extraction's results, or the failure appended to the error log. */
+export const Outcome = Schema.Struct({
+  status: Schema.Literal("completed", "failed"),
+  results: Schema.NullOr(Jsonb(JsonRecord)),
+  warnings: Jsonb(Schema.Array(Schema.String)),
+  errors: Jsonb(Schema.Array(ErrorLogEntry)),
+})
+export type Outcome = typeof Outcome.Type
+
+/** An outcome for the claim made at `claimed_at`. */
+const Finish = Schema.Struct({ ...Outcome.fields, id: Schema.String, claimed_at: Schema.DateFromSelf })
+
+/** A LiveKit webhook event, remembered by id so that a redelivery is recognised. */
+export const WebhookEvent = Schema.Struct({ event_id: Schema.String, event: Schema.String })
+type WebhookEvent = typeof WebhookEvent.Type
+
+type Metadata = Readonly<Record<string, unknown>>
 
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const first = Effect.map((rows: ReadonlyArray<SessionRow>) => Option.fromNullable(rows[0]))
 
-  return {
-    insert: (s: NewSession) =>
-      orUnavailable(sql<SessionRow>`
-        INSERT INTO sessions (id, org_id, agent_id, status, participant, context, system_instruction,
-          max_duration_seconds, created_at, updated_at, expires_at)
-        VALUES (${s.id}, ${s.orgId}, ${s.agentId}, 'active', ${json(s.participant)}::jsonb,
-          ${json(s.context)}::jsonb, ${s.systemInstruction}, ${s.maxDurationSeconds},
-          ${s.createdAt}, ${s.createdAt}, ${s.expiresAt})
-        RETURNING *`).pipe(Effect.map((rows) => rows[0])),
+  const insert = SqlSchema.single({
+    Request: NewSession,
+    Result: SessionFromRow,
+    execute: (row) =>
+      sql`INSERT INTO sessions ${sql.insert({ ...row, status: "active", updated_at: row.created_at })} RETURNING *`,
+  })
 
-    find: (orgId: string, id: string) =>
-      orUnavailable(sql<SessionRow>`SELECT * FROM sessions WHERE org_id = ${orgId} AND id = ${id}`).pipe(
-        first,
-      ),
+  /**
+   * The one atomic step that decides who completes a session: only an `active` row within its
+   * grace period moves to `completing`, and its transcript is stored in the same statement.
+   */
+  const claim = SqlSchema.findOne({
+    Request: Claim,
+    Result: StoredSession,
+    execute: (c) => sql`
+      UPDATE sessions SET status = 'completing', transcript = ${c.transcript}::jsonb,
+        duration_seconds = ${c.duration_seconds},
+        claimed_at = date_trunc('milliseconds', clock_timestamp()), updated_at = clock_timestamp()
+      WHERE org_id = ${c.orgId} AND id = ${c.id} AND status = 'active'
+        AND expires_at + make_interval(secs => ${c.graceSeconds}) >= now()
+      RETURNING *`,
+  })
 
-    /**
-     * The one atomic step that decides who completes a session: only an `active` row within its
-     * grace period moves to `completing`, and its transcript is stored in the same statement.
-     * `claimed_at` (millisecond precision, so it round-trips through a JS Date) identifies the claim.
-     */
-    claim: (
-      orgId: string,
-      id: string,
-      transcript: ReadonlyArray<TranscriptEntry>,
-      duration: number | null,
-      graceSeconds: number,
-    ) =>
-      orUnavailable(sql<SessionRow>`
-        UPDATE sessions SET status = 'completing', transcript = ${json(transcript)}::jsonb,
-          duration_seconds = ${duration}, claimed_at = date_trunc('milliseconds', clock_timestamp()), updated_at = clock_timestamp()
-        WHERE org_id = ${orgId} AND id = ${id} AND status = 'active'
-          AND expires_at + make_interval(secs => ${graceSeconds}) >= now()
-        RETURNING *`).pipe(first),
+  /** Records the extraction outcome, if this claim still owns the row. */
+  const finish = SqlSchema.findOne({
+    Request: Finish,
+    Result: SessionFromRow,
+    execute: (f) => sql`
+      UPDATE sessions SET status = ${f.status}, results = ${f.results}::jsonb,
+        extraction_warnings = ${f.warnings}::jsonb, error_log = error_log || ${f.errors}::jsonb,
+        metadata = CASE WHEN jsonb_array_length(${f.warnings}::jsonb) > 0
+          THEN metadata || jsonb_build_object('pi_extraction_warnings', ${f.warnings}::jsonb)
+          ELSE metadata END,
+        completed_at = clock_timestamp(), updated_at = clock_timestamp()
+      WHERE id = ${f.id} AND status = 'completing' AND claimed_at = ${f.claimed_at}
+      RETURNING *`,
+  })
 
-    /** Records the extraction outcome, if this claim still owns the row. */
-    finish: (id: string, claimedAt: Date, o: Outcome) =>
-      orUnavailable(sql<SessionRow>`
-        UPDATE sessions SET status = ${o.status}, results = ${json(o.results)}::jsonb,
-          extraction_warnings = ${json(o.warnings)}::jsonb,
-          error_log = error_log || ${json(o.errors)}::jsonb,
-          metadata = CASE WHEN ${o.warnings.length} > 0
-            THEN metadata || jsonb_build_object('pi_extraction_warnings', ${json(o.warnings)}::jsonb)
-            ELSE metadata END,
-          completed_at = clock_timestamp(), updated_at = clock_timestamp()
-        WHERE id = ${id} AND status = 'completing' AND claimed_at = ${claimedAt}
-        RETURNING *`).pipe(first),
+  /** Active sessions past their grace period become `expired`; returns their ids. */
+  const expireDue = SqlSchema.findAll({
+    Request: Schema.Int,
+    Result: SessionFromRow.pick("session_id"),
+    execute: (graceSeconds) => sql`
+      UPDATE sessions SET status = 'expired', updated_at = clock_timestamp()
+      WHERE status = 'active' AND expires_at + make_interval(secs => ${graceSeconds}) < now()
+      RETURNING id`,
+  })
 
-    /** Active sessions past their grace period become `expired`; returns their ids. */
+  /** Takes over one session whose completing instance stopped renewing (died mid-extraction). */
+  const reclaimStale = SqlSchema.findOne({
+    Request: Schema.Int,
+    Result: StoredSession,
+    execute: (leaseSeconds) => sql`
+      UPDATE sessions SET claimed_at = date_trunc('milliseconds', clock_timestamp()), updated_at = clock_timestamp()
+      WHERE id = (
+        SELECT id FROM sessions
+        WHERE status = 'completing' AND claimed_at < now() - make_interval(secs => ${leaseSeconds})
+        ORDER BY claimed_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+  })
+
+  /** Event ids older than LiveKit's redelivery window are no longer needed for deduplication. */
+  const pruneEvents = SqlSchema.void({
+    Request: Schema.Int,
+    execute: (olderThanSeconds) => sql`
+      DELETE FROM webhook_events WHERE received_at < now() - make_interval(secs => ${olderThanSeconds})`,
+  })
+
+  const lockMetadata = SqlSchema.findOne({
+    Request: Schema.String,
+    Result: StoredSession.pick("metadata"),
+    execute: (id) => sql`SELECT metadata FROM sessions WHERE id = ${id} FOR UPDATE`,
+  })
+  const insertEvent = SqlSchema.findOne({
+    Request: WebhookEvent,
+    Result: WebhookEvent.pick("event_id"),
+    execute: (e) => sql`
+      INSERT INTO webhook_events ${sql.insert(e)} ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+  })
+  const writeMetadata = SqlSchema.void({
+    Request: Schema.Struct({ id: Schema.String, metadata: Jsonb(JsonRecord) }),
+    execute: ({ id, metadata }) => sql`
+      UPDATE sessions SET metadata = ${metadata}::jsonb, updated_at = clock_timestamp() WHERE id = ${id}`,
+  })
+
+  /** Webhook bookkeeping, deduplicated by event id, in one transaction. */
+  const recordEvent = (event: WebhookEvent, sessionId: string, patch: (metadata: Metadata) => Metadata) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        const row = yield* lockMetadata(sessionId)
+        if (Option.isNone(row)) return "unknown_session" as const
+        if (Option.isNone(yield* insertEvent(event))) return "duplicate" as const
+        yield* writeMetadata({ id: sessionId, metadata: patch(row.value.metadata) })
+        return "recorded" as const
+      }),
+    )
+
+  return repository({
+    insert,
+    find: findOwned(sql, "sessions", SessionFromRow),
+    claim,
+    finish,
     expireDue: (graceSeconds: number) =>
-      orUnavailable(sql<{ id: string }>`
-        UPDATE sessions SET status = 'expired', updated_at = clock_timestamp()
-        WHERE status = 'active' AND expires_at + make_interval(secs => ${graceSeconds}) < now()
-        RETURNING id`).pipe(Effect.map((rows) => rows.map((r) => r.id))),
+      Effect.map(expireDue(graceSeconds), (rows) => rows.map((row) => row.session_id)),
+    reclaimStale,
+    pruneEvents,
+    recordEvent,
+  })
+})
 
-    /** Takes over one session whose completing instance stopped renewing (died mid-extraction). */
-    reclaimStale: (leaseSeconds: number) =>
-      orUnavailable(sql<SessionRow>`
-        UPDATE sessions SET claimed_at = date_trunc('milliseconds', clock_timestamp()), updated_at = clock_timestamp()
-        WHERE id = (
-          SELECT id FROM sessions
-          WHERE status = 'completing' AND claimed_at < now() - make_interval(secs => ${leaseSeconds})
-          ORDER BY claimed_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING *`).pipe(first),
+/** The same operations on tables in memory, read through the same row schemas. */
+const makeInMemory = Effect.gen(function* () {
+  const sessions = yield* makeTable<SessionRow>()
+  const events = yield* makeTable<WebhookEvent & { readonly received_at: Date }>()
+  const decode = Schema.decode(SessionFromRow)
+  const decodeSome = decodeFound(SessionFromRow)
+  const stored = decodeFound(StoredSession)
+  const claimedAt = (row: SessionRow) => row.claimed_at?.getTime() ?? 0
+  // what the row lock and the transaction do for recordEvent in the database
+  const transaction = yield* Effect.makeSemaphore(1)
 
-    /** Event ids older than LiveKit's redelivery window are no longer needed for deduplication. */
-    pruneEvents: (olderThanSeconds: number) =>
-      orUnavailable(sql`
-        DELETE FROM webhook_events WHERE received_at < now() - make_interval(secs => ${olderThanSeconds})`),
-
-    /** Webhook bookkeeping, deduplicated by event id, in one transaction. */
-    recordEvent: (
-      eventId: string,
-      event: string,
-      sessionId: string,
-      patch: (metadata: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>,
-    ) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            const [row] = yield* sql<{ metadata: Record<string, unknown> }>`
-              SELECT metadata FROM sessions WHERE id = ${sessionId} FOR UPDATE`
-            if (row === undefined) return "unknown_session" as const
-            const inserted = yield* sql`
-              INSERT INTO webhook_events (event_id, event) VALUES (${eventId}, ${event})
-              ON CONFLICT (event_id) DO NOTHING RETURNING event_id`
-            if (inserted.length === 0) return "duplicate" as const
-            yield* sql`
-              UPDATE sessions SET metadata = ${json(patch(row.metadata))}::jsonb, updated_at = clock_timestamp()
-              WHERE id = ${sessionId}`
-            return "recorded" as const
-          }),
-        )
-        .pipe(orUnavailable),
-  }
+  return repository(
+    {
+      insert: (s: typeof NewSession.Type) =>
+        sessions
+          .insert(() => ({
+            ...s,
+            status: "active",
+            transcript: null,
+            results: null,
+            extraction_warnings: [],
+            duration_seconds: null,
+            error_log: [],
+            metadata: {},
+            claimed_at: null,
+            updated_at: s.created_at,
+            completed_at: null,
+          }))
+          .pipe(Effect.flatMap(decode)),
+      find: (key: OrgKey) => Effect.flatMap(sessions.find(owned(key)), decodeSome),
+      claim: (c: typeof Claim.Type) =>
+        sessions
+          .update(
+            (row, at) =>
+              owned(c)(row) &&
+              row.status === "active" &&
+              row.expires_at.getTime() + c.graceSeconds * 1000 >= at.getTime(),
+            (row, at) =>
+              Effect.succeed({
+                ...row,
+                status: "completing" as const,
+                transcript: c.transcript,
+                duration_seconds: c.duration_seconds,
+                claimed_at: at,
+                updated_at: at,
+              }),
+          )
+          .pipe(Effect.flatMap(stored)),
+      finish: (f: typeof Finish.Type) =>
+        sessions
+          .update(
+            (row) =>
+              row.id === f.id && row.status === "completing" && claimedAt(row) === f.claimed_at.getTime(),
+            (row, at) =>
+              Effect.succeed({
+                ...row,
+                status: f.status,
+                results: f.results,
+                extraction_warnings: f.warnings,
+                error_log: [...row.error_log, ...f.errors],
+                metadata:
+                  f.warnings.length > 0
+                    ? { ...row.metadata, pi_extraction_warnings: f.warnings }
+                    : row.metadata,
+                completed_at: at,
+                updated_at: at,
+              }),
+          )
+          .pipe(Effect.flatMap(decodeSome)),
+      expireDue: (graceSeconds: number) =>
+        sessions
+          .updateAll(
+            (row, at) =>
+              row.status === "active" && row.expires_at.getTime() + graceSeconds * 1000 < at.getTime(),
+            (row, at) => ({ ...row, status: "expired", updated_at: at }),
+          )
+          .pipe(Effect.flatMap((rows) => Effect.forEach(rows, (row) => Schema.decode(SessionId)(row.id)))),
+      reclaimStale: (leaseSeconds: number) =>
+        Effect.gen(function* () {
+          const stale = (row: SessionRow, at: Date) =>
+            row.status === "completing" && claimedAt(row) < at.getTime() - leaseSeconds * 1000
+          const at = new Date(yield* Clock.currentTimeMillis)
+          // the oldest claim first; one that changes meanwhile was taken over by someone else
+          const oldest = (yield* sessions.rows)
+            .filter((row) => stale(row, at))
+            .sort((a, b) => claimedAt(a) - claimedAt(b))[0]
+          const row = yield* sessions.update(
+            (row, at) => row === oldest && stale(row, at),
+            (row, at) => Effect.succeed({ ...row, claimed_at: at, updated_at: at }),
+          )
+          return yield* stored(row)
+        }),
+      pruneEvents: (olderThanSeconds: number) =>
+        events.delete((event, at) => event.received_at.getTime() < at.getTime() - olderThanSeconds * 1000),
+      recordEvent: (event: WebhookEvent, sessionId: string, patch: (metadata: Metadata) => Metadata) =>
+        Effect.gen(function* () {
+          if (Option.isNone(yield* sessions.find((row) => row.id === sessionId)))
+            return "unknown_session" as const
+          if (Option.isSome(yield* events.find((e) => e.event_id === event.event_id)))
+            return "duplicate" as const
+          yield* events.insert((at) => ({ ...event, received_at: at }))
+          yield* sessions.update(
+            (row) => row.id === sessionId,
+            (row, at) => Effect.succeed({ ...row, metadata: patch(row.metadata), updated_at: at }),
+          )
+          return "recorded" as const
+        }).pipe(transaction.withPermits(1)),
+    },
+    // nothing to be unavailable here: a row its schema rejects is a bug, as in the database
+    Effect.orDie,
+  )
 })
 
 export class SessionsRepo extends Context.Tag("Parley/SessionsRepo")<
@@ -151,4 +298,6 @@ export class SessionsRepo extends Context.Tag("Parley/SessionsRepo")<
   Effect.Effect.Success<typeof make>
 >() {
   static readonly Live = Layer.effect(SessionsRepo, make)
+  /** In memory, for unit tests: no database. */
+  static readonly Test = Layer.effect(SessionsRepo, makeInMemory)
 }

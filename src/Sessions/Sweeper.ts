@@ -22,7 +22,9 @@ export const sweepOnce = Effect.gen(function* () {
   while (true) {
     const stale = yield* repo.reclaimStale(COMPLETION_LEASE_SECONDS)
     if (Option.isNone(stale)) break
-    yield* Effect.logWarning(`retrying the completion of session ${stale.value.id} after a lost lease`)
+    yield* Effect.logWarning(
+      `retrying the completion of session ${stale.value.session_id} after a lost lease`,
+    )
     // Detached inside: shutting down stops this wait, not the completion (a lost one is re-swept).
     yield* sessions.finishClaimed(stale.value)
     retried += 1

@@ -1,9 +1,10 @@
 /** One embedded PostgreSQL per `bun test` process (all test files share the process), started lazily. */
 import { mkdtemp } from "node:fs/promises"
 import { join } from "node:path"
-import { Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
-import { AppConfig } from "../../src/Config.ts"
-import { type EmbeddedPostgres, ensureDatabase, SqlLive, startEmbeddedPostgres } from "../../src/Sql.ts"
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { ensureDatabase } from "../../src/Sql/Client.ts"
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../../src/Sql/EmbeddedPostgres.ts"
+import { sqlLayer } from "../../src/Sql.ts"
 
 let server: Promise<EmbeddedPostgres> | undefined
 
@@ -51,8 +52,7 @@ export const freshDatabaseUrl = async (): Promise<string> => {
   return Redacted.value(pg.url(name))
 }
 
-/** SqlLive (migrations applied) against `url`, via the DATABASE_URL path. */
-export const sqlLayerFor = (url: string) =>
-  SqlLive.pipe(Layer.provide(AppConfig.layer({ databaseUrl: Option.some(Redacted.make(url)) })))
+/** The pool on `url` with migrations applied, as the server builds it for DATABASE_URL. */
+export const sqlLayerFor = (url: string) => sqlLayer(Redacted.make(url))
 
 export const TestSqlLayer = Layer.unwrapEffect(Effect.promise(testDatabaseUrl).pipe(Effect.map(sqlLayerFor)))

@@ -6,6 +6,7 @@ import { Api } from "../../src/Api.ts"
 import { ServerLive } from "../../src/App.ts"
 import { ApiKeys } from "../../src/Auth/ApiKeys.ts"
 import { AppConfig, type AppConfigShape } from "../../src/Config.ts"
+import { Lifecycle } from "../../src/Lifecycle.ts"
 import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
 import { LocalUpstreams, UpstreamsLive } from "../../src/Upstreams.ts"
 import { sqlLayerFor, testDatabaseUrl } from "./db.ts"
@@ -44,7 +45,9 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
   const disconnects = { count: 0 }
   const layer = ServerLive.pipe(
     Layer.provideMerge(observedHttpServer(disconnects)),
-    Layer.provideMerge(Layer.merge(UpstreamsLive, CompletionHub.Live)),
+    // Its own lifecycle (and hub): the servers a test file starts share nothing.
+    Layer.provideMerge(Layer.merge(UpstreamsLive, Lifecycle.Live)),
+    Layer.provideMerge(CompletionHub.Live),
     Layer.provideMerge(
       sqlLayerFor(
         overrides.databaseUrl && Option.isSome(overrides.databaseUrl)

@@ -1,7 +1,8 @@
 /** Shared helpers for the HTTP-level session, long-poll and webhook tests. */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { SqlClient, SqlSchema, type Statement } from "@effect/sql"
+import { Effect, Schema } from "effect"
 import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
+import { StoredSession, WebhookEvent } from "../../src/Sessions/Repo.ts"
 import type { TestServer } from "./server.ts"
 
 export type Json = Record<string, unknown>
@@ -75,54 +76,34 @@ export const TRANSCRIPT = [
   { role: "agent", text: "Great, what is your team size?", timestamp: 1710000008 },
 ] as const
 
-export interface SessionRow {
-  readonly id: string
-  readonly org_id: string
-  readonly agent_id: string
-  readonly status: string
-  readonly participant: Json
-  readonly context: Json | null
-  readonly system_instruction: string
-  readonly transcript: ReadonlyArray<Json> | null
-  readonly results: Json | null
-  readonly extraction_warnings: ReadonlyArray<string>
-  readonly duration_seconds: number | null
-  readonly max_duration_seconds: number | null
-  readonly error_log: ReadonlyArray<Json>
-  readonly metadata: Json
-  readonly expires_at: Date
-  readonly created_at: Date
-  readonly updated_at: Date
-  readonly completed_at: Date | null
-}
+/** What a statement returns, decoded by `result`. */
+const query = <A, I>(
+  s: TestServer,
+  result: Schema.Schema<A, I>,
+  statement: (sql: SqlClient.SqlClient) => Statement.Statement<unknown>,
+) =>
+  s.run(
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      SqlSchema.findAll({ Request: Schema.Void, Result: result, execute: () => statement(sql) })(undefined),
+    ),
+  )
 
-/** The stored row of a session, or undefined. */
+/** The stored row of a session as the driver returns it, or undefined. */
 export const sessionRow = (s: TestServer, id: string) =>
-  s
-    .run(
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<SessionRow>`SELECT * FROM sessions WHERE id = ${id}`),
-    )
-    .then((rows) => rows[0])
+  query(s, Schema.encodedSchema(StoredSession), (sql) => sql`SELECT * FROM sessions WHERE id = ${id}`).then(
+    (rows) => rows[0],
+  )
 
 /** Sessions of an organization (for "no row was left behind"). */
 export const sessionCount = (s: TestServer, orgId: string) =>
-  s
-    .run(
-      Effect.flatMap(
-        SqlClient.SqlClient,
-        (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE org_id = ${orgId}`,
-      ),
-    )
-    .then((rows) => rows[0].n)
+  query(
+    s,
+    Schema.Struct({ n: Schema.Int }),
+    (sql) => sql`SELECT count(*)::int AS n FROM sessions WHERE org_id = ${orgId}`,
+  ).then((rows) => rows[0].n)
 
 export const webhookEvents = (s: TestServer, eventId: string) =>
-  s.run(
-    Effect.flatMap(
-      SqlClient.SqlClient,
-      (sql) =>
-        sql<{ event_id: string; event: string }>`SELECT * FROM webhook_events WHERE event_id = ${eventId}`,
-    ),
-  )
+  query(s, WebhookEvent, (sql) => sql`SELECT event_id, event FROM webhook_events WHERE event_id = ${eventId}`)
 
 /** How many requests on the server are waiting on the session's completion right now. */
 export const waiters = (s: TestServer, id: string) =>

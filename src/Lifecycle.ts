@@ -1,0 +1,62 @@
+import { Context, Effect, Fiber, FiberSet, Layer, Ref } from "effect"
+import { CompletionHub } from "./Sessions/CompletionHub.ts"
+
+/** How long shutdown waits for in-flight requests and detached work before the server closes anyway. */
+const DRAIN_TIMEOUT = "8 seconds"
+
+export interface LifecycleService {
+  /**
+   * Runs `self` on a fiber of its own and waits for it. A caller that is interrupted (the client
+   * disconnects) only stops waiting: the work runs to its end — no room without a row, no claimed
+   * session left `completing` — and, unlike under `Effect.uninterruptible` (whose interruption also
+   * reaches every child fiber, and which keeps `Effect.timeout` from interrupting anything), every
+   * upstream timeout inside it still fires. Shutdown waits for it.
+   */
+  readonly detached: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Counts the current fiber (a request) as in flight until it ends; shutdown waits for it. */
+  readonly inFlight: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Whether shutdown has begun: new requests are refused with 503 so load balancers move on. */
+  readonly draining: Effect.Effect<boolean>
+  /** Shutdown, first step: refuse new requests and answer pending long-polls with their state now. */
+  readonly beginDraining: Effect.Effect<void>
+  /** Succeeds once no request is in flight and no detached work runs. */
+  readonly idle: Effect.Effect<void>
+  /** Shutdown: `beginDraining`, then `idle` for at most 8 s. */
+  readonly drain: Effect.Effect<void>
+}
+
+const make = Effect.gen(function* () {
+  const hub = yield* CompletionHub
+  // Closing the layer's scope interrupts whatever is left in either set (after the drain's timeout).
+  const requests = yield* FiberSet.make()
+  const work = yield* FiberSet.make()
+  const draining = yield* Ref.make(false)
+
+  const beginDraining = Effect.zipRight(Ref.set(draining, true), hub.close)
+  // Requests first: the detached work of a request whose client has gone is in `work` by then.
+  const idle = Effect.zipRight(FiberSet.awaitEmpty(requests), FiberSet.awaitEmpty(work))
+
+  const service: LifecycleService = {
+    detached: (self) => Effect.flatMap(FiberSet.run(work, self), Fiber.join),
+    inFlight: (self) =>
+      Effect.withFiberRuntime((fiber) => Effect.zipRight(FiberSet.add(requests, fiber), self)),
+    draining: Ref.get(draining),
+    beginDraining,
+    idle,
+    drain: beginDraining.pipe(
+      Effect.zipRight(idle),
+      Effect.interruptible, // run from a finalizer, which is uninterruptible: let the timeout fire
+      Effect.timeout(DRAIN_TIMEOUT),
+      Effect.ignore,
+    ),
+  }
+  return service
+})
+
+/**
+ * The server's lifecycle: which requests and background work are running, and whether it is shutting
+ * down. One per server (never module state), so two servers in one process share nothing.
+ */
+export class Lifecycle extends Context.Tag("Parley/Lifecycle")<Lifecycle, LifecycleService>() {
+  static readonly Live = Layer.scoped(Lifecycle, make)
+}
