@@ -1,7 +1,6 @@
 /** Every validation bound of SPEC §5 over HTTP, both sides of each limit, and the 400 body's shape. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { agentCount as countAgents } from "./support/rows.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 let server: TestServer
@@ -345,14 +344,7 @@ interface ErrorBody {
   }
 }
 
-const agentCount = (orgId: string) =>
-  server.run(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM agents WHERE org_id = ${orgId}`
-      return rows[0].n
-    }),
-  )
+const agentCount = (orgId: string) => countAgents(server, orgId)
 
 /** The 400 body: the envelope, `param` = first failing path, short readable issues. */
 const expectInvalid = (res: Response, body: ErrorBody, param: string) => {

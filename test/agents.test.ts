@@ -6,6 +6,7 @@ import { compileSystemInstruction, type SystemInstructionInput } from "../src/Ag
 import { VoiceAgentNotFound } from "../src/Domain/Errors.ts"
 import { VOICES } from "../src/Domain/Voices.ts"
 import { salesQualifier } from "./support/fixtures.ts"
+import { agentCount, agentRow } from "./support/rows.ts"
 import { failure, startServer, type TestServer } from "./support/server.ts"
 
 let server: TestServer
@@ -65,35 +66,8 @@ const create = async (
   return res.body.data.agent_id as string
 }
 
-interface AgentDbRow {
-  readonly org_id: string
-  readonly name: string
-  readonly is_active: boolean
-  readonly system_instruction: string
-  readonly questions: unknown
-  readonly output_schema_strict: unknown
-  readonly extraction_model: string | null
-  readonly created_at: Date
-  readonly updated_at: Date
-}
-
-const dbRow = (id: string) =>
-  server.run(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<AgentDbRow>`SELECT * FROM agents WHERE id = ${id}`
-      return rows[0]
-    }),
-  )
-
-const dbCount = (orgId: string) =>
-  server.run(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM agents WHERE org_id = ${orgId}`
-      return rows[0].n
-    }),
-  )
+const dbRow = (id: string) => agentRow(server, id)
+const dbCount = (orgId: string) => agentCount(server, orgId)
 
 describe("POST /api/v1/voice/agents", () => {
   test("200 with the success envelope; X-Request-Id equals the body id; the row is stored", async () => {
@@ -484,7 +458,7 @@ describe("PATCH /api/v1/voice/agents/:id", () => {
     expect(res.body.data.behaviors).toEqual({ speaking_pace: "fast" })
     expect(res.body.data.voice).toEqual({ language_code: "de-DE" })
     const row = await dbRow(id)
-    expect(row.questions).toEqual(patch.questions)
+    expect<unknown>(row.questions).toEqual(patch.questions)
   })
 
   test("system_instruction is recompiled when the configuration changes", async () => {

@@ -1,8 +1,8 @@
 /** The one error envelope (SPEC §3) for failures outside the handlers, and the operations routes (§11). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { SqlClient } from "@effect/sql"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 import { JsonBody } from "../src/Http/Body.ts"
+import { agentCount as countAgents } from "./support/rows.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 const MAX_BODY_BYTES = 1024
@@ -38,14 +38,7 @@ const expectError = async (res: Response, status: number, code: string, type: st
   return body.error
 }
 
-const agentCount = (orgId: string) =>
-  server.run(
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM agents WHERE org_id = ${orgId}`
-      return rows[0].n
-    }),
-  )
+const agentCount = (orgId: string) => countAgents(server, orgId)
 
 describe("malformed requests", () => {
   test("NUL characters (which PostgreSQL cannot store) → 400 invalid_request_body, never a 5xx", async () => {

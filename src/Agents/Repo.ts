@@ -17,7 +17,7 @@ export type AgentConfig = typeof AgentConfig.Type
 const rowFields = { agent_id: fromId(AgentId), created_at: UnixFromDate, updated_at: UnixFromDate }
 
 /** An `agents` row as the API's Agent; an unset voice (NULL) reads as `{}`, as the Pi API shows it. */
-const AgentFromRow = Schema.Struct({
+export const AgentFromRow = Schema.Struct({
   ...Agent.fields,
   ...rowFields,
   voice: Schema.transform(Schema.NullOr(Voice), Schema.typeSchema(Voice), {

@@ -1,8 +1,8 @@
 /** Shared helpers for the HTTP-level session, long-poll and webhook tests. */
-import { SqlClient, SqlSchema, type Statement } from "@effect/sql"
 import { Effect, Schema } from "effect"
 import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
 import { StoredSession, WebhookEvent } from "../../src/Sessions/Repo.ts"
+import { count, query } from "./rows.ts"
 import type { TestServer } from "./server.ts"
 
 export type Json = Record<string, unknown>
@@ -76,18 +76,6 @@ export const TRANSCRIPT = [
   { role: "agent", text: "Great, what is your team size?", timestamp: 1710000008 },
 ] as const
 
-/** What a statement returns, decoded by `result`. */
-const query = <A, I>(
-  s: TestServer,
-  result: Schema.Schema<A, I>,
-  statement: (sql: SqlClient.SqlClient) => Statement.Statement<unknown>,
-) =>
-  s.run(
-    Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      SqlSchema.findAll({ Request: Schema.Void, Result: result, execute: () => statement(sql) })(undefined),
-    ),
-  )
-
 /** The stored row of a session as the driver returns it, or undefined. */
 export const sessionRow = (s: TestServer, id: string) =>
   query(s, Schema.encodedSchema(StoredSession), (sql) => sql`SELECT * FROM sessions WHERE id = ${id}`).then(
@@ -96,11 +84,7 @@ export const sessionRow = (s: TestServer, id: string) =>
 
 /** Sessions of an organization (for "no row was left behind"). */
 export const sessionCount = (s: TestServer, orgId: string) =>
-  query(
-    s,
-    Schema.Struct({ n: Schema.Int }),
-    (sql) => sql`SELECT count(*)::int AS n FROM sessions WHERE org_id = ${orgId}`,
-  ).then((rows) => rows[0].n)
+  count(s, (sql) => sql`SELECT count(*)::int AS n FROM sessions WHERE org_id = ${orgId}`)
 
 export const webhookEvents = (s: TestServer, eventId: string) =>
   query(s, WebhookEvent, (sql) => sql`SELECT event_id, event FROM webhook_events WHERE event_id = ${eventId}`)
