@@ -39,17 +39,18 @@ const applyPatch = (agent: Agent, { is_active, ...patch }: UpdateAgent): AgentCo
   return compile({ ...settings, ...patch }, is_active ?? agent.is_active)
 }
 
-const notFound = (id: string) =>
-  new VoiceAgentNotFound({ message: `No voice agent with id ${id}.`, param: "id" })
+/** `param` names the request field that held the id: the path's `id`, or a session's `agent_id`. */
+const notFound = (id: string, param = "id") =>
+  new VoiceAgentNotFound({ message: `No voice agent with id ${id}.`, param })
 
 const make = Effect.gen(function* () {
   const repo = yield* AgentsRepo
 
   const found =
-    (id: string) =>
+    (id: string, param?: string) =>
     <E, R>(self: Effect.Effect<Option.Option<Agent>, E, R>) =>
       Effect.flatMap(self, (agent) =>
-        Option.isSome(agent) ? Effect.succeed(agent.value) : Effect.fail(notFound(id)),
+        Option.isSome(agent) ? Effect.succeed(agent.value) : Effect.fail(notFound(id, param)),
       )
 
   /** An agent whatever its state: sessions keep working after their agent is deleted. */
@@ -87,9 +88,11 @@ const make = Effect.gen(function* () {
         ok ? Effect.succeed({ agent_id: id, deleted: true as const }) : Effect.fail(notFound(id)),
       ),
 
-    /** The agent a new session runs: it must exist in the organization and be active. */
+    /** The agent a new session runs (its `agent_id`): it must exist in the organization and be active. */
     findActive: (orgId: OrgId, id: AgentId) =>
-      repo.find({ orgId, id }).pipe(Effect.map(Option.filter((agent) => agent.is_active)), found(id)),
+      repo
+        .find({ orgId, id })
+        .pipe(Effect.map(Option.filter((agent) => agent.is_active)), found(id, "agent_id")),
   }
 })
 

@@ -1,10 +1,28 @@
 /**
- * What the repositories share: the organization-scoped lookup, and the tables in memory behind their
- * Test layers. (Their row schemas are built from Domain/Columns.ts; their failures are mapped by
- * `repository` in Domain/Errors.ts.)
+ * What the repositories share: their service tags, the organization-scoped lookup, and the tables in
+ * memory behind their Test layers. (Their row schemas are built from Domain/Columns.ts; their failures
+ * are mapped by `repository` in Domain/Errors.ts.)
  */
 import { type SqlClient, SqlSchema } from "@effect/sql"
-import { Clock, Effect, Option, Schema, SynchronizedRef } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema, SynchronizedRef } from "effect"
+
+/**
+ * A repository's service tag: its `Live` layer over the database (built by `live`), and its `Test`
+ * layer over tables in memory, for unit tests (built by `test`, with the same operations).
+ */
+export const RepositoryTag =
+  <Self>() =>
+  <const Id extends string, S, E, R, TE, TR>(
+    id: Id,
+    live: Effect.Effect<S, E, R>,
+    test: Effect.Effect<NoInfer<S>, TE, TR>,
+  ) => {
+    class Tag extends Context.Tag(id)<Self, S>() {
+      static readonly Live = Layer.effect(Tag, live)
+      static readonly Test = Layer.effect(Tag, test)
+    }
+    return Tag
+  }
 
 /** A row of an organization by id: clients only ever reach their own organization's rows. */
 export const OrgKey = Schema.Struct({ orgId: Schema.String, id: Schema.String })

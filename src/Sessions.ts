@@ -4,7 +4,6 @@ import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
 import { nowSeconds } from "./Domain/Envelope.ts"
 import {
-  VoiceAgentNotFound,
   VoiceGeminiEphemeralFailed,
   VoiceLiveKitFailed,
   VoiceResultExtractionFailed,
@@ -56,14 +55,7 @@ const make = Effect.gen(function* () {
       const ttl = input.ttl_seconds ?? DEFAULT_TTL_SECONDS
       if (input.max_duration_seconds !== undefined && input.max_duration_seconds > ttl)
         return yield* ttlTooShort(input.max_duration_seconds, ttl)
-      const agent = yield* agents.findActive(orgId, input.agent_id).pipe(
-        // The field the client sent is `agent_id`, not a path `id`.
-        Effect.mapError((e) =>
-          e._tag === "VoiceAgentNotFound"
-            ? new VoiceAgentNotFound({ message: e.message, param: "agent_id" })
-            : e,
-        ),
-      )
+      const agent = yield* agents.findActive(orgId, input.agent_id)
       const cap = input.max_duration_seconds ?? agent.behaviors.max_duration_seconds ?? null
       if (cap !== null && cap > ttl) return yield* ttlTooShort(cap, ttl)
 

@@ -11,10 +11,9 @@ import {
   UpdateAgent,
 } from "../Domain/Agent.ts"
 import { Envelope, ListOf } from "../Domain/Envelope.ts"
-import { VoiceAgentNotFound, wire } from "../Domain/Errors.ts"
 import { IntParam, optional } from "../Domain/Fields.ts"
-import { AgentId, IdPath } from "../Domain/Ids.ts"
 import { JsonBody } from "../Http/Body.ts"
+import { onAgent } from "../Http/Resources.ts"
 
 export const Pagination = Schema.Struct({
   limit: optional(IntParam(1, 100)),
@@ -22,9 +21,8 @@ export const Pagination = Schema.Struct({
   offset: optional(IntParam(0, 1_000_000)),
 })
 
-const path = IdPath(AgentId)
-
 export class AgentsApi extends HttpApiGroup.make("agents")
+  .middleware(Authenticated)
   .add(
     HttpApiEndpoint.post("create", "/api/v1/voice/agents")
       .setPayload(JsonBody(CreateAgent))
@@ -38,35 +36,26 @@ export class AgentsApi extends HttpApiGroup.make("agents")
       .annotate(OpenApi.Summary, "List voice agents"),
   )
   .add(
-    HttpApiEndpoint.get("get", "/api/v1/voice/agents/:id")
-      .setPath(path)
+    onAgent(HttpApiEndpoint.get("get", "/api/v1/voice/agents/:id"))
       .addSuccess(Envelope("voice_agent", Agent))
-      .addError(wire(VoiceAgentNotFound))
       .annotate(OpenApi.Summary, "Get a voice agent"),
   )
   .add(
-    HttpApiEndpoint.get("preview", "/api/v1/voice/agents/:id/preview")
-      .setPath(path)
+    onAgent(HttpApiEndpoint.get("preview", "/api/v1/voice/agents/:id/preview"))
       .addSuccess(Envelope("voice_agent_preview", AgentPreview))
-      .addError(wire(VoiceAgentNotFound))
       .annotate(OpenApi.Summary, "Preview a voice agent's system instruction"),
   )
   .add(
-    HttpApiEndpoint.patch("update", "/api/v1/voice/agents/:id")
-      .setPath(path)
+    onAgent(HttpApiEndpoint.patch("update", "/api/v1/voice/agents/:id"))
       .setPayload(JsonBody(UpdateAgent))
       .addSuccess(Envelope("voice_agent", Agent))
-      .addError(wire(VoiceAgentNotFound))
       .annotate(OpenApi.Summary, "Update a voice agent"),
   )
   .add(
-    HttpApiEndpoint.del("delete", "/api/v1/voice/agents/:id")
-      .setPath(path)
+    onAgent(HttpApiEndpoint.del("delete", "/api/v1/voice/agents/:id"))
       .addSuccess(Envelope("voice_agent.deleted", AgentDeleted))
-      .addError(wire(VoiceAgentNotFound))
       .annotate(OpenApi.Summary, "Delete a voice agent"),
   )
-  .middleware(Authenticated)
   .annotate(OpenApi.Title, "Voice agents")
   .annotate(
     OpenApi.Description,

@@ -4,46 +4,30 @@ import { Agents } from "../Agents.ts"
 import { Api } from "../Api.ts"
 import { CurrentOrg } from "../Auth/Middleware.ts"
 import { envelope } from "../Domain/Envelope.ts"
+import type { OrgId } from "../Domain/Ids.ts"
+
+/** What `run` gives for the request's organization, in an envelope of type `object`. */
+const answer = <O extends string, A, E, R>(object: O, run: (orgId: OrgId) => Effect.Effect<A, E, R>) =>
+  CurrentOrg.pipe(
+    Effect.flatMap(({ orgId }) => run(orgId)),
+    Effect.flatMap((data) => envelope(object, data)),
+  )
 
 export const AgentsHttpLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
   Effect.gen(function* () {
     const agents = yield* Agents
     return handlers
-      .handle("create", ({ payload }) =>
-        CurrentOrg.pipe(
-          Effect.flatMap(({ orgId }) => agents.create(orgId, payload)),
-          Effect.flatMap((data) => envelope("voice_agent", data)),
-        ),
-      )
+      .handle("create", ({ payload }) => answer("voice_agent", (orgId) => agents.create(orgId, payload)))
       .handle("list", ({ urlParams }) =>
-        CurrentOrg.pipe(
-          Effect.flatMap(({ orgId }) => agents.list(orgId, urlParams.limit ?? 20, urlParams.offset ?? 0)),
-          Effect.flatMap((data) => envelope("list", data)),
-        ),
+        answer("list", (orgId) => agents.list(orgId, urlParams.limit ?? 20, urlParams.offset ?? 0)),
       )
-      .handle("get", ({ path }) =>
-        CurrentOrg.pipe(
-          Effect.flatMap(({ orgId }) => agents.get(orgId, path.id)),
-          Effect.flatMap((data) => envelope("voice_agent", data)),
-        ),
-      )
+      .handle("get", ({ path }) => answer("voice_agent", (orgId) => agents.get(orgId, path.id)))
       .handle("preview", ({ path }) =>
-        CurrentOrg.pipe(
-          Effect.flatMap(({ orgId }) => agents.preview(orgId, path.id)),
-          Effect.flatMap((data) => envelope("voice_agent_preview", data)),
-        ),
+        answer("voice_agent_preview", (orgId) => agents.preview(orgId, path.id)),
       )
       .handle("update", ({ path, payload }) =>
-        CurrentOrg.pipe(
-          Effect.flatMap(({ orgId }) => agents.update(orgId, path.id, payload)),
-          Effect.flatMap((data) => envelope("voice_agent", data)),
-        ),
+        answer("voice_agent", (orgId) => agents.update(orgId, path.id, payload)),
       )
-      .handle("delete", ({ path }) =>
-        CurrentOrg.pipe(
-          Effect.flatMap(({ orgId }) => agents.remove(orgId, path.id)),
-          Effect.flatMap((data) => envelope("voice_agent.deleted", data)),
-        ),
-      )
+      .handle("delete", ({ path }) => answer("voice_agent.deleted", (orgId) => agents.remove(orgId, path.id)))
   }),
 )

@@ -1,11 +1,11 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Context, Effect, Layer, Option, Schema, Struct } from "effect"
+import { Effect, Option, Schema, Struct } from "effect"
 import { Agent, AgentSummary, Voice } from "../Domain/Agent.ts"
 import { fromId, Jsonb, UnixFromDate } from "../Domain/Columns.ts"
 import { repository } from "../Domain/Errors.ts"
 import { JsonRecord } from "../Domain/Fields.ts"
 import { AgentId } from "../Domain/Ids.ts"
-import { decodeFound, findOwned, makeTable, OrgKey, owned } from "../Repository.ts"
+import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
 
 /** Everything stored of an agent but its ids and timestamps: its settings and compiled instruction. */
 export const AgentConfig = Schema.Struct({
@@ -156,11 +156,4 @@ const makeInMemory = Effect.gen(function* () {
   )
 })
 
-export class AgentsRepo extends Context.Tag("Parley/AgentsRepo")<
-  AgentsRepo,
-  Effect.Effect.Success<typeof make>
->() {
-  static readonly Live = Layer.effect(AgentsRepo, make)
-  /** In memory, for unit tests: no database. */
-  static readonly Test = Layer.effect(AgentsRepo, makeInMemory)
-}
+export class AgentsRepo extends RepositoryTag<AgentsRepo>()("Parley/AgentsRepo", make, makeInMemory) {}

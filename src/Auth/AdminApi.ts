@@ -6,11 +6,15 @@ import { ApiKeyNotFound, OrganizationNotFound, wire } from "../Domain/Errors.ts"
 import { object, optional, strict, Text } from "../Domain/Fields.ts"
 import { Organization } from "../Domain/Organization.ts"
 import { JsonBody } from "../Http/Body.ts"
+import { onOne } from "../Http/Resources.ts"
 import { AdminAuthenticated } from "./Middleware.ts"
 
 const uuidParam = Schema.UUID.annotations({ message: () => "must be a UUID" })
 
+const onOrg = onOne(Schema.Struct({ org_id: uuidParam }), OrganizationNotFound)
+
 export class AdminApi extends HttpApiGroup.make("admin")
+  .middleware(AdminAuthenticated)
   .add(
     HttpApiEndpoint.post("createOrg", "/admin/v1/orgs")
       .setPayload(JsonBody(Schema.Struct({ name: Text(1, 200) }).annotations({ ...strict, ...object })))
@@ -24,21 +28,17 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .annotate(OpenApi.Description, "Every organization, newest first."),
   )
   .add(
-    HttpApiEndpoint.post("createKey", "/admin/v1/orgs/:org_id/api_keys")
-      .setPath(Schema.Struct({ org_id: uuidParam }))
+    onOrg(HttpApiEndpoint.post("createKey", "/admin/v1/orgs/:org_id/api_keys"))
       .setPayload(
         JsonBody(Schema.Struct({ name: optional(Text(1, 200)) }).annotations({ ...strict, ...object })),
       )
       .addSuccess(Envelope("api_key", ApiKeyCreated), { status: 201 })
-      .addError(wire(OrganizationNotFound))
       .annotate(OpenApi.Summary, "Create an API key")
       .annotate(OpenApi.Description, "The key is in this response only; Parley stores its SHA-256 digest."),
   )
   .add(
-    HttpApiEndpoint.get("listKeys", "/admin/v1/orgs/:org_id/api_keys")
-      .setPath(Schema.Struct({ org_id: uuidParam }))
+    onOrg(HttpApiEndpoint.get("listKeys", "/admin/v1/orgs/:org_id/api_keys"))
       .addSuccess(Envelope("list", ListOf(ApiKey)))
-      .addError(wire(OrganizationNotFound))
       .annotate(OpenApi.Summary, "List an organization's API keys")
       .annotate(OpenApi.Description, "Newest first; never the keys themselves."),
   )
@@ -50,7 +50,6 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .annotate(OpenApi.Summary, "Revoke an API key")
       .annotate(OpenApi.Description, "Effective immediately; revoking a revoked key is still 200."),
   )
-  .middleware(AdminAuthenticated)
   .annotate(OpenApi.Title, "Admin")
   .annotate(
     OpenApi.Description,

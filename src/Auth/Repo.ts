@@ -1,11 +1,11 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { ApiKey } from "../Domain/ApiKey.ts"
 import { fromId, UnixFromDate } from "../Domain/Columns.ts"
 import { repository } from "../Domain/Errors.ts"
 import { OrgId } from "../Domain/Ids.ts"
 import { Organization } from "../Domain/Organization.ts"
-import { decodeFound, makeTable } from "../Repository.ts"
+import { decodeFound, makeTable, RepositoryTag } from "../Repository.ts"
 
 /** An `organizations` row as the API's Organization. */
 const OrganizationFromRow = Schema.Struct({
@@ -131,8 +131,4 @@ const makeInMemory = Effect.gen(function* () {
   )
 })
 
-export class AuthRepo extends Context.Tag("Parley/AuthRepo")<AuthRepo, Effect.Effect.Success<typeof make>>() {
-  static readonly Live = Layer.effect(AuthRepo, make)
-  /** In memory, for unit tests: no database. */
-  static readonly Test = Layer.effect(AuthRepo, makeInMemory)
-}
+export class AuthRepo extends RepositoryTag<AuthRepo>()("Parley/AuthRepo", make, makeInMemory) {}

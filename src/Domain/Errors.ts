@@ -29,142 +29,83 @@ interface Meta {
   readonly code: string
 }
 
+/** Each error's wire identity, `[HTTP status, type, code]`, by its class name (which is its `_tag`). */
+const errors = {
+  InvalidRequest: [400, "invalid_request_error", "invalid_request"],
+  InvalidRequestBody: [400, "invalid_request_error", "invalid_request_body"],
+  InvalidJson: [400, "invalid_request_error", "invalid_json_body"],
+  VoiceSessionTtlTooShort: [400, "invalid_request_error", "voice_session_ttl_too_short"],
+  // A malformed Authorization header is a request error, as in the Pi API; a wrong key is an authentication error.
+  MissingAuthorizationHeader: [401, "invalid_request_error", "missing_authorization_header"],
+  InvalidAuthorizationScheme: [401, "invalid_request_error", "invalid_authorization_scheme"],
+  MissingBearerToken: [401, "invalid_request_error", "missing_bearer_token"],
+  InvalidApiKey: [401, "authentication_error", "invalid_api_key"],
+  WebhookVerificationFailed: [401, "authentication_error", "webhook_verification_failed"],
+  VoiceAgentNotFound: [404, "not_found_error", "voice_agent_not_found"],
+  VoiceSessionNotFound: [404, "not_found_error", "voice_session_not_found"],
+  OrganizationNotFound: [404, "not_found_error", "organization_not_found"],
+  ApiKeyNotFound: [404, "not_found_error", "api_key_not_found"],
+  RouteNotFound: [404, "not_found_error", "route_not_found"],
+  MethodNotAllowed: [405, "invalid_request_error", "method_not_allowed"],
+  VoiceSessionNotActive: [409, "conflict_error", "voice_session_not_active"],
+  PayloadTooLarge: [413, "invalid_request_error", "payload_too_large"],
+  UnsupportedMediaType: [415, "invalid_request_error", "unsupported_media_type"],
+  VoiceLiveKitFailed: [502, "api_error", "voice_livekit_failed"],
+  VoiceGeminiEphemeralFailed: [502, "api_error", "voice_gemini_ephemeral_failed"],
+  VoiceResultExtractionFailed: [502, "api_error", "voice_result_extraction_failed"],
+  ServiceUnavailable: [503, "api_error", "service_unavailable"],
+  InternalError: [500, "api_error", "internal_error"],
+} as const satisfies Record<string, readonly [status: number, type: ErrorType, code: string]>
+
 /**
  * Every client-visible failure is one of these classes. On the wire each one is the single error
  * envelope `{"error": {type, code, message, request_id, param?, issues?}}` (see `wire`).
  */
-const ApiError =
-  <Self>() =>
-  <Tag extends string>(tag: Tag, meta: Meta) => {
-    const Tagged = Schema.TaggedError<Self>()(tag, errorFields) as unknown as Schema.TaggedErrorClass<
-      Self,
-      Tag,
-      { readonly _tag: Schema.tag<Tag> } & typeof errorFields
-    >
-    class Base extends Tagged {
-      static readonly meta: Meta = meta
-    }
-    return Base
+const ApiError = <Tag extends keyof typeof errors>(tag: Tag) => {
+  type Fields = { readonly _tag: Schema.tag<Tag> } & typeof errorFields
+  // The classes add no members, so this is their instance type: the `Self` Effect's classes take.
+  type Self = Schema.Struct.Type<Fields> & Cause.YieldableError
+  const Tagged = Schema.TaggedError<Self>()(tag, errorFields) as unknown as Schema.TaggedErrorClass<
+    Self,
+    Tag,
+    Fields
+  >
+  const [status, type, code] = errors[tag]
+  return class extends Tagged {
+    static readonly meta: Meta = { status, type, code }
   }
+}
 
-export class InvalidRequest extends ApiError<InvalidRequest>()("InvalidRequest", {
-  status: 400,
-  type: "invalid_request_error",
-  code: "invalid_request",
-}) {}
-export class InvalidRequestBody extends ApiError<InvalidRequestBody>()("InvalidRequestBody", {
-  status: 400,
-  type: "invalid_request_error",
-  code: "invalid_request_body",
-}) {}
-export class InvalidJson extends ApiError<InvalidJson>()("InvalidJson", {
-  status: 400,
-  type: "invalid_request_error",
-  code: "invalid_json_body",
-}) {}
-export class VoiceSessionTtlTooShort extends ApiError<VoiceSessionTtlTooShort>()("VoiceSessionTtlTooShort", {
-  status: 400,
-  type: "invalid_request_error",
-  code: "voice_session_ttl_too_short",
-}) {}
-// A malformed Authorization header is a request error, as in the Pi API; a wrong key is an authentication error.
-export class MissingAuthorizationHeader extends ApiError<MissingAuthorizationHeader>()(
-  "MissingAuthorizationHeader",
-  { status: 401, type: "invalid_request_error", code: "missing_authorization_header" },
-) {}
-export class InvalidAuthorizationScheme extends ApiError<InvalidAuthorizationScheme>()(
-  "InvalidAuthorizationScheme",
-  { status: 401, type: "invalid_request_error", code: "invalid_authorization_scheme" },
-) {}
-export class MissingBearerToken extends ApiError<MissingBearerToken>()("MissingBearerToken", {
-  status: 401,
-  type: "invalid_request_error",
-  code: "missing_bearer_token",
-}) {}
-export class InvalidApiKey extends ApiError<InvalidApiKey>()("InvalidApiKey", {
-  status: 401,
-  type: "authentication_error",
-  code: "invalid_api_key",
-}) {}
-export class WebhookVerificationFailed extends ApiError<WebhookVerificationFailed>()(
-  "WebhookVerificationFailed",
-  { status: 401, type: "authentication_error", code: "webhook_verification_failed" },
-) {}
-export class VoiceAgentNotFound extends ApiError<VoiceAgentNotFound>()("VoiceAgentNotFound", {
-  status: 404,
-  type: "not_found_error",
-  code: "voice_agent_not_found",
-}) {}
-export class VoiceSessionNotFound extends ApiError<VoiceSessionNotFound>()("VoiceSessionNotFound", {
-  status: 404,
-  type: "not_found_error",
-  code: "voice_session_not_found",
-}) {}
-export class OrganizationNotFound extends ApiError<OrganizationNotFound>()("OrganizationNotFound", {
-  status: 404,
-  type: "not_found_error",
-  code: "organization_not_found",
-}) {}
-export class ApiKeyNotFound extends ApiError<ApiKeyNotFound>()("ApiKeyNotFound", {
-  status: 404,
-  type: "not_found_error",
-  code: "api_key_not_found",
-}) {}
-export class RouteNotFound extends ApiError<RouteNotFound>()("RouteNotFound", {
-  status: 404,
-  type: "not_found_error",
-  code: "route_not_found",
-}) {}
-export class MethodNotAllowed extends ApiError<MethodNotAllowed>()("MethodNotAllowed", {
-  status: 405,
-  type: "invalid_request_error",
-  code: "method_not_allowed",
-}) {}
-export class VoiceSessionNotActive extends ApiError<VoiceSessionNotActive>()("VoiceSessionNotActive", {
-  status: 409,
-  type: "conflict_error",
-  code: "voice_session_not_active",
-}) {}
-export class PayloadTooLarge extends ApiError<PayloadTooLarge>()("PayloadTooLarge", {
-  status: 413,
-  type: "invalid_request_error",
-  code: "payload_too_large",
-}) {}
-export class UnsupportedMediaType extends ApiError<UnsupportedMediaType>()("UnsupportedMediaType", {
-  status: 415,
-  type: "invalid_request_error",
-  code: "unsupported_media_type",
-}) {}
-export class VoiceLiveKitFailed extends ApiError<VoiceLiveKitFailed>()("VoiceLiveKitFailed", {
-  status: 502,
-  type: "api_error",
-  code: "voice_livekit_failed",
-}) {}
-export class VoiceGeminiEphemeralFailed extends ApiError<VoiceGeminiEphemeralFailed>()(
-  "VoiceGeminiEphemeralFailed",
-  { status: 502, type: "api_error", code: "voice_gemini_ephemeral_failed" },
-) {}
-export class VoiceResultExtractionFailed extends ApiError<VoiceResultExtractionFailed>()(
-  "VoiceResultExtractionFailed",
-  { status: 502, type: "api_error", code: "voice_result_extraction_failed" },
-) {}
-export class ServiceUnavailable extends ApiError<ServiceUnavailable>()("ServiceUnavailable", {
-  status: 503,
-  type: "api_error",
-  code: "service_unavailable",
-}) {}
-export class InternalError extends ApiError<InternalError>()("InternalError", {
-  status: 500,
-  type: "api_error",
-  code: "internal_error",
-}) {}
+export class InvalidRequest extends ApiError("InvalidRequest") {}
+export class InvalidRequestBody extends ApiError("InvalidRequestBody") {}
+export class InvalidJson extends ApiError("InvalidJson") {}
+export class VoiceSessionTtlTooShort extends ApiError("VoiceSessionTtlTooShort") {}
+export class MissingAuthorizationHeader extends ApiError("MissingAuthorizationHeader") {}
+export class InvalidAuthorizationScheme extends ApiError("InvalidAuthorizationScheme") {}
+export class MissingBearerToken extends ApiError("MissingBearerToken") {}
+export class InvalidApiKey extends ApiError("InvalidApiKey") {}
+export class WebhookVerificationFailed extends ApiError("WebhookVerificationFailed") {}
+export class VoiceAgentNotFound extends ApiError("VoiceAgentNotFound") {}
+export class VoiceSessionNotFound extends ApiError("VoiceSessionNotFound") {}
+export class OrganizationNotFound extends ApiError("OrganizationNotFound") {}
+export class ApiKeyNotFound extends ApiError("ApiKeyNotFound") {}
+export class RouteNotFound extends ApiError("RouteNotFound") {}
+export class MethodNotAllowed extends ApiError("MethodNotAllowed") {}
+export class VoiceSessionNotActive extends ApiError("VoiceSessionNotActive") {}
+export class PayloadTooLarge extends ApiError("PayloadTooLarge") {}
+export class UnsupportedMediaType extends ApiError("UnsupportedMediaType") {}
+export class VoiceLiveKitFailed extends ApiError("VoiceLiveKitFailed") {}
+export class VoiceGeminiEphemeralFailed extends ApiError("VoiceGeminiEphemeralFailed") {}
+export class VoiceResultExtractionFailed extends ApiError("VoiceResultExtractionFailed") {}
+export class ServiceUnavailable extends ApiError("ServiceUnavailable") {}
+export class InternalError extends ApiError("InternalError") {}
 
 type ErrorProps = typeof InternalError extends new (props: infer P) => unknown ? P : never
-interface ApiErrorClass<A> extends Schema.Schema.AnyNoContext {
+export interface ApiErrorClass<A> extends Schema.Schema.AnyNoContext {
   readonly meta: Meta
   new (props: ErrorProps): A
 }
-type ApiErrorInstance = Schema.Struct.Type<typeof errorFields>
+export type ApiErrorInstance = Schema.Struct.Type<typeof errorFields>
 
 /** Wire body of one error code: the single envelope every error response uses. */
 export const errorBody = (meta: Meta) =>

@@ -7,11 +7,9 @@ import {
   VoiceLiveKitFailed,
   VoiceResultExtractionFailed,
   VoiceSessionNotActive,
-  VoiceSessionNotFound,
   VoiceSessionTtlTooShort,
   wire,
 } from "../Domain/Errors.ts"
-import { IdPath, SessionId } from "../Domain/Ids.ts"
 import {
   CompletedEnvelope,
   CompleteSession,
@@ -21,10 +19,10 @@ import {
   WaitParams,
 } from "../Domain/Session.ts"
 import { JsonBody } from "../Http/Body.ts"
-
-const path = IdPath(SessionId)
+import { onSession } from "../Http/Resources.ts"
 
 export class SessionsApi extends HttpApiGroup.make("sessions")
+  .middleware(Authenticated)
   .add(
     HttpApiEndpoint.post("start", "/api/v1/voice/sessions")
       .setPayload(JsonBody(StartSession))
@@ -36,11 +34,9 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .annotate(OpenApi.Summary, "Start a voice session"),
   )
   .add(
-    HttpApiEndpoint.get("get", "/api/v1/voice/sessions/:id")
-      .setPath(path)
+    onSession(HttpApiEndpoint.get("get", "/api/v1/voice/sessions/:id"))
       .setUrlParams(WaitParams)
       .addSuccess(Envelope("voice_session", Session))
-      .addError(wire(VoiceSessionNotFound))
       .annotate(OpenApi.Summary, "Get a voice session, optionally waiting for its result")
       .annotate(
         OpenApi.Description,
@@ -48,16 +44,13 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       ),
   )
   .add(
-    HttpApiEndpoint.post("complete", "/api/v1/voice/sessions/:id/complete")
-      .setPath(path)
+    onSession(HttpApiEndpoint.post("complete", "/api/v1/voice/sessions/:id/complete"))
       .setPayload(JsonBody(CompleteSession))
       .addSuccess(CompletedEnvelope)
-      .addError(wire(VoiceSessionNotFound))
       .addError(wire(VoiceSessionNotActive))
       .addError(wire(VoiceResultExtractionFailed))
       .annotate(OpenApi.Summary, "Complete a voice session with its transcript"),
   )
-  .middleware(Authenticated)
   .annotate(OpenApi.Title, "Voice sessions")
   .annotate(
     OpenApi.Description,

@@ -1,11 +1,11 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { fromId, Jsonb, UnixFromDate } from "../Domain/Columns.ts"
 import { repository } from "../Domain/Errors.ts"
 import { JsonRecord } from "../Domain/Fields.ts"
 import { OrgId, SessionId } from "../Domain/Ids.ts"
 import { ErrorLogEntry, Session, TranscriptEntry } from "../Domain/Session.ts"
-import { decodeFound, findOwned, makeTable, OrgKey, owned } from "../Repository.ts"
+import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
 
 /** A `sessions` row as the API's Session. */
 const SessionFromRow = Schema.Struct({
@@ -293,11 +293,4 @@ const makeInMemory = Effect.gen(function* () {
   )
 })
 
-export class SessionsRepo extends Context.Tag("Parley/SessionsRepo")<
-  SessionsRepo,
-  Effect.Effect.Success<typeof make>
->() {
-  static readonly Live = Layer.effect(SessionsRepo, make)
-  /** In memory, for unit tests: no database. */
-  static readonly Test = Layer.effect(SessionsRepo, makeInMemory)
-}
+export class SessionsRepo extends RepositoryTag<SessionsRepo>()("Parley/SessionsRepo", make, makeInMemory) {}

@@ -11,11 +11,11 @@ export const VoiceInfo = Schema.Struct({
 })
 
 export class VoicesApi extends HttpApiGroup.make("voices")
+  .middleware(Authenticated)
   .add(
     HttpApiEndpoint.get("list", "/api/v1/voice/voices")
       .addSuccess(Envelope("list", ListOf(VoiceInfo)))
       .annotate(OpenApi.Summary, "List voices"),
   )
-  .middleware(Authenticated)
   .annotate(OpenApi.Title, "Voices")
   .annotate(OpenApi.Description, "The Gemini Live prebuilt voices an agent or a session may use.") {}
