@@ -1,6 +1,7 @@
 import { Context, Effect, Layer, Option, Struct } from "effect"
 import { type AgentConfig, AgentsRepo } from "./Agents/Repo.ts"
 import { compileSystemInstruction } from "./Agents/SystemInstruction.ts"
+import { agentTopic, Caches } from "./Cache.ts"
 import type { Agent, CreateAgent, UpdateAgent } from "./Domain/Agent.ts"
 import { VoiceAgentNotFound } from "./Domain/Errors.ts"
 import { AgentId, type OrgId } from "./Domain/Ids.ts"
@@ -45,6 +46,16 @@ const notFound = (id: string, param = "id") =>
 
 const make = Effect.gen(function* () {
   const repo = yield* AgentsRepo
+  const caches = yield* Caches
+  // ids are matched case-insensitively by PostgreSQL; the cache and the NOTIFY use their text form
+  const topic = (orgId: OrgId, id: AgentId) => agentTopic(orgId, id.toLowerCase())
+  /** Cached; the statements that change an agent notify every instance, this one drops it at once. */
+  const find = (orgId: OrgId, id: AgentId) =>
+    caches.agents.through(topic(orgId, id), repo.find({ orgId, id }))
+  const changed =
+    (orgId: OrgId, id: AgentId) =>
+    <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.tap(self, () => caches.invalidate(topic(orgId, id)))
 
   const found =
     (id: string, param?: string) =>
@@ -54,7 +65,7 @@ const make = Effect.gen(function* () {
       )
 
   /** An agent whatever its state: sessions keep working after their agent is deleted. */
-  const get = (orgId: OrgId, id: AgentId) => repo.find({ orgId, id }).pipe(found(id))
+  const get = (orgId: OrgId, id: AgentId) => find(orgId, id).pipe(found(id))
 
   return {
     create: (orgId: OrgId, input: CreateAgent) =>
@@ -81,23 +92,21 @@ const make = Effect.gen(function* () {
       })),
 
     update: (orgId: OrgId, id: AgentId, patch: UpdateAgent) =>
-      repo.update({ orgId, id }, (agent) => applyPatch(agent, patch)).pipe(found(id)),
+      repo.update({ orgId, id }, (agent) => applyPatch(agent, patch)).pipe(changed(orgId, id), found(id)),
 
     remove: (orgId: OrgId, id: AgentId) =>
-      Effect.flatMap(repo.deactivate({ orgId, id }), (ok) =>
+      Effect.flatMap(changed(orgId, id)(repo.deactivate({ orgId, id })), (ok) =>
         ok ? Effect.succeed({ agent_id: id, deleted: true as const }) : Effect.fail(notFound(id)),
       ),
 
     /** The agent a new session runs (its `agent_id`): it must exist in the organization and be active. */
     findActive: (orgId: OrgId, id: AgentId) =>
-      repo
-        .find({ orgId, id })
-        .pipe(Effect.map(Option.filter((agent) => agent.is_active)), found(id, "agent_id")),
+      find(orgId, id).pipe(Effect.map(Option.filter((agent) => agent.is_active)), found(id, "agent_id")),
   }
 })
 
 export class Agents extends Context.Tag("Parley/Agents")<Agents, Effect.Effect.Success<typeof make>>() {
-  static readonly Live = Layer.effect(Agents, make).pipe(Layer.provide(AgentsRepo.Live))
+  static readonly Live = Layer.effect(Agents, make).pipe(Layer.provide([AgentsRepo.Live, Caches.Live]))
   /** Over the in-memory repository, for unit tests. */
-  static readonly Test = Layer.effect(Agents, make).pipe(Layer.provide(AgentsRepo.Test))
+  static readonly Test = Layer.effect(Agents, make).pipe(Layer.provide([AgentsRepo.Test, Caches.Live]))
 }

@@ -8,6 +8,7 @@ import {
   InvalidRequestBody,
   MethodNotAllowed,
   PayloadTooLarge,
+  RequestTimeout,
   RouteNotFound,
   ServiceUnavailable,
   UnsupportedMediaType,
@@ -131,5 +132,6 @@ export class Api extends HttpApi.make("parley")
   .addError(wire(MethodNotAllowed))
   .addError(wire(PayloadTooLarge))
   .addError(wire(UnsupportedMediaType))
+  .addError(wire(RequestTimeout))
   .addError(wire(ServiceUnavailable))
   .addError(wire(InternalError)) {}

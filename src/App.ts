@@ -1,4 +1,4 @@
-import { HttpApiBuilder, HttpApiScalar, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { AgentsHttpLive } from "./Agents/Http.ts"
 import { Agents } from "./Agents.ts"
@@ -7,6 +7,7 @@ import { AdminHttpLive } from "./Auth/AdminHttp.ts"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { AdminAuthenticatedLive, AuthenticatedLive } from "./Auth/Middleware.ts"
 import { ErrorMappingLive, requestLifecycle } from "./Http.ts"
+import { Limits } from "./Limits.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
 import { SessionsHttpLive } from "./Sessions/Http.ts"
 import { SweeperLive } from "./Sessions/Sweeper.ts"
@@ -16,7 +17,7 @@ import { WebhooksHttpLive } from "./Webhooks/Http.ts"
 import { Webhooks } from "./Webhooks.ts"
 
 /** The business services. Needs AppConfig, SqlClient, LiveKit, Gemini and a CompletionHub. */
-export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live).pipe(
+export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live, Limits.Live).pipe(
   Layer.provideMerge(Agents.Live),
   Layer.provideMerge(ApiKeys.Live),
 )
@@ -49,4 +50,6 @@ export const ServerLive = HttpApiBuilder.serve(requestLifecycle).pipe(
     ErrorMappingLive,
   ]),
   Layer.provideMerge(ApiLive),
+  // no span exporter is configured: the platform's per-request span (every header) is pure cost
+  HttpMiddleware.withTracerDisabledWhen(() => true),
 )

@@ -6,14 +6,29 @@ import {
   HttpServerRequest,
   HttpServerResponse,
 } from "@effect/platform"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, FiberRef, LogLevel, Option } from "effect"
+import type { ApiKeys } from "./Auth/ApiKeys.ts"
+import { Authentication, authenticate, authenticateAdmin } from "./Auth/Middleware.ts"
 import { AppConfig } from "./Config.ts"
 import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
-import { asJsonBody, boundChunkedBody, checkBody } from "./Http/Body.ts"
+import { asJsonBody, checkBody, hasBody, readBody } from "./Http/Body.ts"
 import { invalidRequest } from "./Http/Issues.ts"
 import { allowedMethods, failedPart, routeFailure } from "./Http/Routes.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import { Limits } from "./Limits.ts"
+
+const closeConnection = HttpApp.appendPreResponseHandler((_request, response) =>
+  Effect.succeed(HttpServerResponse.setHeader(response, "connection", "close")),
+)
+
+/** Routes under an API key (all of `/api/v1/voice` but LiveKit's signed webhook), when routed. */
+const needsApiKey = (method: string, pathname: string, allowed: ReadonlyArray<string>) =>
+  pathname.startsWith("/api/v1/voice/") && pathname !== WEBHOOK_PATH && allowed.includes(method)
+
+const WEBHOOK_PATH = "/api/v1/voice/webhooks/livekit"
+/** `GET` here with `wait_for_completion=true` is a long-poll, counted against its key's cap. */
+const SESSION_PATH = /^\/api\/v1\/voice\/sessions\/[^/]+$/
 
 /** 404 or 405 (with `Allow`) for what the router did not match; admin routes hide when disabled. */
 const notRouted = Effect.gen(function* () {
@@ -36,29 +51,49 @@ const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) &&
  * Turns every failure that is not already a declared API error — decode errors, unknown routes,
  * unreadable bodies, defects — into one, so the API's error encoder answers with the one envelope.
  */
-const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig | Lifecycle> =>
+const mapFailures = (
+  app: HttpApp.Default,
+): HttpApp.Default<never, AppConfig | Lifecycle | ApiKeys | Limits> =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     if (yield* Effect.flatMap(Lifecycle, (lifecycle) => lifecycle.draining)) {
-      yield* HttpApp.appendPreResponseHandler((_request, response) =>
-        Effect.succeed(HttpServerResponse.setHeader(response, "connection", "close")),
-      )
+      yield* closeConnection
       return yield* new ServiceUnavailable({
         message: "The server is shutting down; retry on another instance.",
       })
     }
-    const { maxBodyBytes, adminToken } = yield* AppConfig
-    const pathname = new URL(request.url, "http://localhost").pathname
+    const { maxBodyBytes, bodyTimeoutMs, adminToken } = yield* AppConfig
+    const url = new URL(request.url, "http://localhost")
+    const pathname = url.pathname
     // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
-    if (allowedMethods(pathname, Option.isSome(adminToken)).length === 0) return yield* app
-    const refused = checkBody(request, maxBodyBytes, pathname)
-    if (Option.isSome(refused)) return yield* refused.value
-    const bounded = yield* boundChunkedBody(request, maxBodyBytes)
-    return yield* Effect.provideService(
+    const allowed = allowedMethods(pathname, Option.isSome(adminToken))
+    if (allowed.length === 0) return yield* app
+    // Headers only, then the key, and only then the body: nobody unauthenticated gets it read.
+    const prepared = Effect.gen(function* () {
+      const refused = checkBody(request, maxBodyBytes, pathname)
+      if (Option.isSome(refused)) return yield* refused.value
+      if (pathname.startsWith("/admin/") && allowed.includes(request.method)) yield* authenticateAdmin
+      const auth = needsApiKey(request.method, pathname, allowed) ? yield* authenticate : undefined
+      const bounded = yield* readBody(request, maxBodyBytes, bodyTimeoutMs)
+      return { auth, bounded }
+    })
+    // A refused request's unread body is not worth receiving: the connection closes instead.
+    const { auth, bounded } = yield* hasBody(request)
+      ? Effect.tapError(prepared, () => closeConnection)
+      : prepared
+    const served = Effect.provideService(
       app,
       HttpServerRequest.HttpServerRequest,
       asJsonBody(bounded, pathname),
     )
+    if (auth === undefined) return yield* served
+    const limited =
+      request.method === "GET" &&
+      SESSION_PATH.test(pathname) &&
+      url.searchParams.get("wait_for_completion") === "true"
+        ? Effect.flatMap(Limits, (limits) => limits.longPoll(auth.keyHash, served))
+        : served
+    return yield* Effect.provideService(limited, Authentication, auth)
   }).pipe(
     Effect.catchAllCause((cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
@@ -84,7 +119,7 @@ const mapFailures = (app: HttpApp.Default): HttpApp.Default<never, AppConfig | L
         Effect.fail(new InternalError({ message: "An internal error occurred; it has been logged." })),
       )
     }),
-  ) as HttpApp.Default<never, AppConfig | Lifecycle>
+  ) as HttpApp.Default<never, AppConfig | Lifecycle | ApiKeys | Limits>
 
 export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures, { withContext: true })
 
@@ -98,6 +133,9 @@ const respond = (app: HttpApp.Default): HttpApp.Default =>
       Effect.succeed(HttpServerResponse.setHeader(response, "x-request-id", requestId)),
     )
     const response = yield* Effect.locally(app, CurrentRequestId, requestId)
+    // the log line's fields cost more than the rest of a cached read: built only if it is written
+    if (LogLevel.lessThan(LogLevel.Info, yield* FiberRef.get(FiberRef.currentMinimumLogLevel)))
+      return response
     yield* Effect.logInfo("request").pipe(
       Effect.annotateLogs({
         request_id: requestId,

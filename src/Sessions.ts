@@ -1,4 +1,4 @@
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Schedule } from "effect"
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
@@ -17,7 +17,7 @@ import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
-import { CompletionHub } from "./Sessions/CompletionHub.ts"
+import { CompletionHub, type Round } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 
@@ -39,6 +39,34 @@ const failed = (code: string, message: string) =>
 
 const notFound = (id: string) =>
   new VoiceSessionNotFound({ message: `No voice session with id ${id}.`, param: "id" })
+
+/**
+ * A read shared by waiters: the first caller for a key starts it, the others await it. It runs to
+ * its end even if that first caller goes away, since the others depend on it. `forget`: the key is
+ * free again once the read is done (else the map's owner decides how long it lives).
+ */
+const shared = <A, E>(
+  reads: Map<string, Deferred.Deferred<A, E>>,
+  key: string,
+  forget: boolean,
+  read: Effect.Effect<A, E>,
+) =>
+  Effect.fiberIdWith((fiberId) => {
+    const inFlight = reads.get(key)
+    if (inFlight !== undefined) return Deferred.await(inFlight)
+    const result = Deferred.unsafeMake<A, E>(fiberId)
+    reads.set(key, result)
+    return Effect.zipRight(
+      Effect.uninterruptible(
+        read.pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(result, exit)),
+          Effect.ensuring(Effect.sync(() => forget && reads.delete(key))),
+        ),
+      ),
+      Deferred.await(result),
+    )
+  })
 
 const make = Effect.gen(function* () {
   const repo = yield* SessionsRepo
@@ -142,35 +170,45 @@ const make = Effect.gen(function* () {
       Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(notFound(id)),
     )
 
+  /** Per ended round, per organization: the one re-read its woken waiters share (started after it ended). */
+  type Session = Effect.Effect.Success<ReturnType<typeof get>>
+  type ReadError = Effect.Effect.Error<ReturnType<typeof get>>
+  type Reads = Map<string, Deferred.Deferred<Session, ReadError>>
+  const roundReads = new WeakMap<Round, Reads>()
+  const reread = (round: Round, orgId: OrgId, id: SessionId) =>
+    Effect.suspend(() => {
+      const reads: Reads = roundReads.get(round) ?? new Map()
+      roundReads.set(round, reads)
+      return shared(reads, orgId, false, get(orgId, id))
+    })
+  /** Reads of waiters whose deadline passed, joined while in flight (many may share one deadline). */
+  const finalReads: Reads = new Map()
+
   /**
-   * Long-poll: subscribe first, then re-read, so a completion between the two is never missed.
-   * Each wake-up re-reads the row; nothing polls the database. Interrupting (client disconnect)
-   * releases the subscription.
+   * Long-poll: register first, then read, so a completion between the two is never missed. While
+   * waiting nothing touches the database and the waiter holds no fiber, scope or row of its own
+   * (only the session's status decides whether to wait); when the session changes, its waiters
+   * share one re-read. Interrupting (client disconnect) releases the registration.
    */
   const waitForTerminal = (orgId: OrgId, id: SessionId, timeoutSeconds: number) =>
-    Effect.gen(function* () {
-      const deadline = (yield* Clock.currentTimeMillis) + timeoutSeconds * 1000
-      while (true) {
-        const woke = yield* Effect.scoped(
-          Effect.gen(function* () {
-            const signal = yield* hub.subscribe(id)
-            const row = yield* get(orgId, id)
-            if (TERMINAL.has(row.status)) return Option.some(row)
-            const left = deadline - (yield* Clock.currentTimeMillis)
-            if (left <= 0) return Option.some(row)
-            const fired = yield* Deferred.await(signal).pipe(
-              Effect.timeout(Duration.millis(left)),
-              Effect.option,
-            )
-            // A change means re-read and maybe wait again; a timeout or shutdown answers with the state now.
-            return Option.isSome(fired) && fired.value === "changed"
-              ? Option.none()
-              : Option.some(yield* get(orgId, id))
-          }),
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.flatMap(hub.register(id), (waiter) => {
+        const deadline = now + timeoutSeconds * 1000
+        const settle = (row: Session): Effect.Effect<Session, ReadError> =>
+          TERMINAL.has(row.status) ? Effect.succeed(row) : waitAgain
+        const waitAgain: Effect.Effect<Session, ReadError> = Effect.flatMap(
+          Effect.suspend(() => waiter.next(deadline)),
+          ({ why, round }) =>
+            // A timeout answers with the state now; shutdown with the state after its wake-up.
+            why === "timeout"
+              ? shared(finalReads, `${orgId}/${id}`, true, get(orgId, id))
+              : why === "closing"
+                ? reread(round, orgId, id)
+                : Effect.flatMap(reread(round, orgId, id), settle),
         )
-        if (Option.isSome(woke)) return woke.value
-      }
-    })
+        return get(orgId, id).pipe(Effect.flatMap(settle), Effect.ensuring(waiter.release))
+      }),
+    )
 
   const read = (orgId: OrgId, id: SessionId, wait: boolean, timeoutSeconds: number) =>
     wait ? waitForTerminal(orgId, id, timeoutSeconds) : get(orgId, id)
@@ -249,7 +287,9 @@ const make = Effect.gen(function* () {
 })
 
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {
-  static readonly Live = Layer.effect(Sessions, make).pipe(Layer.provide(SessionsRepo.Live))
+  /** Over whichever SessionsRepo is provided (unit tests that watch the repository). */
+  static readonly layer = Layer.effect(Sessions, make)
+  static readonly Live = Sessions.layer.pipe(Layer.provide(SessionsRepo.Live))
   /** Over the in-memory repository, for unit tests. */
-  static readonly Test = Layer.effect(Sessions, make).pipe(Layer.provide(SessionsRepo.Test))
+  static readonly Test = Sessions.layer.pipe(Layer.provide(SessionsRepo.Test))
 }

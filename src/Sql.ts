@@ -15,16 +15,38 @@ import {
   runningEmbeddedPostgres,
   startEmbeddedPostgres,
 } from "./Sql/EmbeddedPostgres.ts"
-import { migrate } from "./Sql/Migrator.ts"
+import { migrate, readiness } from "./Sql/Migrator.ts"
 
 type Sql = PgClient.PgClient | SqlClient.SqlClient
 
-/** The pool on `url`, built once the migrations are applied. */
+/**
+ * The pool on `url`, built once the migrations are applied. Every start checks them; when the newest
+ * is already applied (the usual restart) one query replaces the migrator's locked transaction.
+ */
 export const sqlLayer = (url: Redacted.Redacted): Layer.Layer<Sql, MigrationError | SqlError.SqlError> =>
-  Layer.effectDiscard(migrate).pipe(Layer.provideMerge(pgClientLayer(url)))
+  Layer.effectDiscard(Effect.unlessEffect(migrate, readiness)).pipe(Layer.provideMerge(pgClientLayer(url)))
 
 const parleyDatabase = (pg: EmbeddedPostgres) =>
   ensureDatabase(pg.adminUrl, "parley").pipe(Effect.as(pg.url("parley")))
+
+/** PostgreSQL's invalid_catalog_name: the database named in the URL does not exist. */
+const isMissingDatabase = (error: MigrationError | SqlError.SqlError) =>
+  error._tag === "SqlError" &&
+  typeof error.cause === "object" &&
+  error.cause !== null &&
+  "code" in error.cause &&
+  error.cause.code === "3D000"
+
+/** The embedded `parley` database, created on its first start only: a restart opens the pool at once
+ * instead of first connecting to the maintenance database to look for it. */
+const embeddedSqlLayer = (pg: EmbeddedPostgres) =>
+  sqlLayer(pg.url("parley")).pipe(
+    Layer.catchAll((error) =>
+      isMissingDatabase(error)
+        ? Layer.unwrapEffect(Effect.map(parleyDatabase(pg), sqlLayer))
+        : Layer.fail(error),
+    ),
+  )
 
 /** PgClient for DATABASE_URL, or for an embedded PostgreSQL started in `<DATA_DIR>/pg`. */
 export const SqlLive: Layer.Layer<
@@ -38,7 +60,7 @@ export const SqlLive: Layer.Layer<
     const dir = resolve(config.dataDir, "pg")
     const pg = yield* startEmbeddedPostgres({ dir })
     yield* Effect.logInfo(`embedded PostgreSQL running in ${dir} on 127.0.0.1:${pg.port}`)
-    return sqlLayer(yield* parleyDatabase(pg))
+    return embeddedSqlLayer(pg)
   }),
 )
 

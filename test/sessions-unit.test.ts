@@ -72,7 +72,24 @@ const setup = (fakes: Fakes = {}) => {
           : Effect.succeed(reply)
       }),
   })
-  const layer = Layer.mergeAll(Sessions.Test, Webhooks.Test, SessionsRepo.Test).pipe(
+  /** Session reads (`find`) the services make, counted. */
+  const reads = { count: 0 }
+  const countingRepo = Layer.effect(
+    SessionsRepo,
+    Effect.map(SessionsRepo, (repo) => ({
+      ...repo,
+      find: (key: Parameters<typeof repo.find>[0]) =>
+        Effect.zipRight(
+          Effect.sync(() => void reads.count++),
+          repo.find(key),
+        ),
+    })),
+  ).pipe(Layer.provide(SessionsRepo.Test))
+  const layer = Layer.mergeAll(
+    Sessions.layer.pipe(Layer.provide(countingRepo)),
+    Webhooks.Test,
+    SessionsRepo.Test,
+  ).pipe(
     Layer.provideMerge(Lifecycle.Live),
     Layer.provideMerge(Layer.mergeAll(Agents.Test, CompletionHub.Local)),
     Layer.provideMerge(Layer.mergeAll(livekit, gemini)),
@@ -82,7 +99,7 @@ const setup = (fakes: Fakes = {}) => {
   /** Runs a test with its own services, on the TestClock (it starts at 0 and moves only when told). */
   const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) =>
     Effect.runPromise(effect.pipe(Effect.provide(layer), Effect.provide(TestContext.TestContext)))
-  return { calls, logs: logs.lines, run }
+  return { calls, logs: logs.lines, reads, run }
 }
 
 /** Succeeds once fibers are asleep on the TestClock until each of these instants. */
@@ -112,6 +129,16 @@ const startOne = (input?: CreateAgent) =>
     const s = yield* (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u" } })
     return { orgId, sessionId: s.session_id }
   })
+
+/** Two active sessions of one organization, with the services that wait on them. */
+const twoSessions = Effect.gen(function* () {
+  const { orgId, agentId } = yield* tenantWithAgent()
+  const sessions = yield* Sessions
+  const hub = yield* CompletionHub
+  const a = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "a" } })
+  const b = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "b" } })
+  return { orgId, sessions, hub, a, b }
+})
 
 /** The stored session behind a room name, if any. */
 const stored = (orgId: OrgId, room: string | undefined) =>
@@ -333,11 +360,7 @@ describe("long-poll", () => {
     const { run } = setup({ replies: ['{"budget": 2, "company": null}'] })
     const result = await run(
       Effect.gen(function* () {
-        const { orgId, agentId } = yield* tenantWithAgent()
-        const sessions = yield* Sessions
-        const hub = yield* CompletionHub
-        const a = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "a" } })
-        const b = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "b" } })
+        const { orgId, sessions, hub, a, b } = yield* twoSessions
         // Under a TestClock that only the test moves, no wait can end by its timeout by itself.
         const waiter = yield* Effect.fork(sessions.read(orgId, a.session_id, true, 10))
         yield* waitingOn(a.session_id, 1)
@@ -360,6 +383,74 @@ describe("long-poll", () => {
     expect(result.early._tag).toBe("None")
     expect(result.timedOut.status).toBe("active")
     expect(result.left).toBe(0)
+  })
+
+  test("waiters on one session share one re-read when it completes; nothing reads while they wait", async () => {
+    const { reads, run } = setup({ replies: ['{"budget": 2, "company": null}'] })
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessions, hub, a, b } = yield* twoSessions
+        const start = reads.count
+        const onA = yield* Effect.forEach(Array.from({ length: 50 }), () =>
+          Effect.fork(sessions.read(orgId, a.session_id, true, 10)),
+        )
+        const onB = yield* Effect.forEach(Array.from({ length: 3 }), () =>
+          Effect.fork(sessions.read(orgId, b.session_id, true, 10)),
+        )
+        yield* waitingOn(a.session_id, 50)
+        yield* waitingOn(b.session_id, 3)
+        // Each waiter reads once after registering, then only waits.
+        yield* until(Effect.sync(() => reads.count === start + 53))
+        yield* TestClock.adjust("9 seconds")
+        const whileWaiting = reads.count - start - 53
+        yield* sessions.complete(orgId, a.session_id, { transcript })
+        const woke = yield* Effect.forEach(onA, Fiber.join)
+        const rereads = reads.count - start - 53
+        const otherStillWaiting = yield* Effect.forEach(onB, Fiber.poll)
+        const stillCounted = yield* hub.waiting(b.session_id)
+        // Disconnecting clients release their waits.
+        yield* Effect.forEach(onB, Fiber.interrupt)
+        return {
+          whileWaiting,
+          rereads,
+          statuses: new Set(woke.map((s) => s.status)),
+          sameRow: woke.every((s) => s === woke[0]),
+          otherStillWaiting: otherStillWaiting.every(Option.isNone),
+          stillCounted,
+          left: [yield* hub.waiting(a.session_id), yield* hub.waiting(b.session_id)],
+        }
+      }),
+    )
+    expect(result.whileWaiting).toBe(0)
+    expect(result.rereads).toBe(1)
+    expect([...result.statuses]).toEqual(["completed"])
+    expect(result.sameRow).toBe(true)
+    expect(result.otherStillWaiting).toBe(true)
+    expect(result.stillCounted).toBe(3)
+    expect(result.left).toEqual([0, 0])
+  })
+
+  test("a change while woken waiters re-read is not missed: they wait again and wake again", async () => {
+    const { run } = setup()
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, agentId } = yield* tenantWithAgent()
+        const sessions = yield* Sessions
+        const hub = yield* CompletionHub
+        const a = yield* sessions.start(orgId, { agent_id: agentId, participant: { identity: "a" } })
+        const waiter = yield* Effect.fork(sessions.read(orgId, a.session_id, true, 10))
+        yield* waitingOn(a.session_id, 1)
+        // Two wake-ups with no change: the waiter re-reads, sees `active`, waits again.
+        yield* hub.wake(a.session_id)
+        yield* hub.wake(a.session_id)
+        yield* until(Effect.map(Fiber.status(waiter), (s) => s._tag === "Suspended"))
+        const afterSpuriousWakes = yield* Fiber.poll(waiter)
+        yield* sessions.complete(orgId, a.session_id, { transcript })
+        return { afterSpuriousWakes, woke: yield* Fiber.join(waiter) }
+      }),
+    )
+    expect(result.afterSpuriousWakes._tag).toBe("None")
+    expect(result.woke.status).toBe("completed")
   })
 
   test("the sweeper expires sessions past expires_at + grace and wakes their waiters", async () => {

@@ -1,5 +1,6 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, Option, Schema, Struct } from "effect"
+import { CACHE_CHANNEL } from "../Cache.ts"
 import { Agent, AgentSummary, Voice } from "../Domain/Agent.ts"
 import { fromId, Jsonb, UnixFromDate } from "../Domain/Columns.ts"
 import { repository } from "../Domain/Errors.ts"
@@ -81,12 +82,18 @@ const make = Effect.gen(function* () {
 
   const lock = findOwned(sql, "agents", AgentFromRow, "FOR UPDATE")
 
+  /** Every instance's cache drops a changed agent: the NOTIFY (see Cache.ts `agentTopic`) is sent
+   * with the transaction's commit. */
+  const notify = sql.literal(
+    `pg_notify('${CACHE_CHANNEL}', 'agent:' || org_id || ':' || id)::text AS notified`,
+  )
+
   const write = SqlSchema.single({
     Request: Columns,
     Result: AgentFromRow,
     execute: (row) => sql`
       UPDATE agents SET ${sql.update(row, ["id"])}, updated_at = clock_timestamp()
-      WHERE id = ${row.id} RETURNING *`,
+      WHERE id = ${row.id} RETURNING *, ${notify}`,
   })
 
   /** Read-modify-write under a row lock, so concurrent PATCHes never lose each other's fields. */
@@ -107,7 +114,7 @@ const make = Effect.gen(function* () {
     execute: ({ orgId, id }) => sql`
       UPDATE agents SET is_active = false,
         updated_at = CASE WHEN is_active THEN clock_timestamp() ELSE updated_at END
-      WHERE org_id = ${orgId} AND id = ${id} RETURNING id`,
+      WHERE org_id = ${orgId} AND id = ${id} RETURNING id, ${notify}`,
   })
 
   return repository({

@@ -1,4 +1,5 @@
 import { Context, Effect, Layer, Option } from "effect"
+import { Caches, KEYS_TOPIC } from "../Cache.ts"
 import { ApiKeyNotFound, OrganizationNotFound } from "../Domain/Errors.ts"
 import type { OrgId } from "../Domain/Ids.ts"
 import { randomBase62 } from "../Domain/RequestId.ts"
@@ -11,6 +12,7 @@ export const hashKey = (key: string): string => new Bun.CryptoHasher("sha256").u
 
 const make = Effect.gen(function* () {
   const repo = yield* AuthRepo
+  const caches = yield* Caches
 
   const createOrg = (name: string) => repo.insertOrg({ id: crypto.randomUUID(), name })
 
@@ -37,16 +39,20 @@ const make = Effect.gen(function* () {
     })
 
   const revokeKey = (keyId: string) =>
-    Effect.flatMap(repo.revokeKey(keyId), (row) =>
-      Option.match(row, {
-        onNone: () => Effect.fail(new ApiKeyNotFound({ message: `No API key with id ${keyId}.` })),
-        onSome: (key) => Effect.succeed({ key_id: key.key_id, revoked: true as const }),
-      }),
-    )
+    Effect.flatMap(repo.revokeKey(keyId), (row) => {
+      if (Option.isNone(row))
+        return Effect.fail(new ApiKeyNotFound({ message: `No API key with id ${keyId}.` }))
+      // the statement notified the other instances; this one forgets its keys before answering
+      caches.invalidate(KEYS_TOPIC)
+      return Effect.succeed({ key_id: row.value.key_id, revoked: true as const })
+    })
 
-  /** The organization of a live key; every lookup hits the database so revocation is immediate. */
-  const authenticate = (apiKey: string) =>
-    apiKey.startsWith(KEY_PREFIX) ? repo.orgForKeyHash(hashKey(apiKey)) : Effect.succeed(Option.none<OrgId>())
+  /** The organization of a live key: cached (a revocation invalidates it on every instance), a miss never. */
+  const authenticate = (apiKey: string) => {
+    if (!apiKey.startsWith(KEY_PREFIX)) return Effect.succeed(Option.none<OrgId>())
+    const hash = hashKey(apiKey)
+    return caches.apiKeys.through(hash, repo.orgForKeyHash(hash))
+  }
 
   return {
     createOrg,
@@ -60,7 +66,7 @@ const make = Effect.gen(function* () {
 })
 
 export class ApiKeys extends Context.Tag("Parley/ApiKeys")<ApiKeys, Effect.Effect.Success<typeof make>>() {
-  static readonly Live = Layer.effect(ApiKeys, make).pipe(Layer.provide(AuthRepo.Live))
+  static readonly Live = Layer.effect(ApiKeys, make).pipe(Layer.provide([AuthRepo.Live, Caches.Live]))
   /** Over the in-memory repository, for unit tests. */
-  static readonly Test = Layer.effect(ApiKeys, make).pipe(Layer.provide(AuthRepo.Test))
+  static readonly Test = Layer.effect(ApiKeys, make).pipe(Layer.provide([AuthRepo.Test, Caches.Live]))
 }

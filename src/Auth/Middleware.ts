@@ -6,12 +6,14 @@ import {
   InvalidAuthorizationScheme,
   MissingAuthorizationHeader,
   MissingBearerToken,
+  RateLimited,
   RouteNotFound,
   ServiceUnavailable,
   wire,
 } from "../Domain/Errors.ts"
 import type { OrgId } from "../Domain/Ids.ts"
-import { ApiKeys } from "./ApiKeys.ts"
+import { Limits } from "../Limits.ts"
+import { ApiKeys, hashKey } from "./ApiKeys.ts"
 
 /** The organization the request's API key belongs to; every query is scoped by it. */
 export class CurrentOrg extends Context.Tag("Parley/CurrentOrg")<CurrentOrg, { readonly orgId: OrgId }>() {}
@@ -25,7 +27,7 @@ const authErrors = [
 
 export class Authenticated extends HttpApiMiddleware.Tag<Authenticated>()("Parley/Authenticated", {
   provides: CurrentOrg,
-  failure: Schema.Union(...authErrors, wire(ServiceUnavailable)),
+  failure: Schema.Union(...authErrors, wire(RateLimited), wire(ServiceUnavailable)),
   security: { bearer: HttpApiSecurity.bearer },
 }) {}
 
@@ -53,18 +55,44 @@ const bearerToken = Effect.gen(function* () {
   return token
 })
 
+/** A request's API key, found valid by `authenticate` before anything read the request's body. */
+export class Authentication extends Context.Tag("Parley/Authentication")<
+  Authentication,
+  { readonly orgId: OrgId; readonly keyHash: string }
+>() {}
+
+/**
+ * The organization of the request's API key, within the fairness limits: an address that failed
+ * too often is refused before its key is looked up, and each key gets its request rate.
+ */
+export const authenticate = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const [keys, limits] = [yield* ApiKeys, yield* Limits]
+  const token = yield* bearerToken
+  const address = Option.getOrElse(request.remoteAddress, () => "unknown")
+  yield* limits.checkAddress(address)
+  const orgId = yield* keys.authenticate(token)
+  if (Option.isNone(orgId)) {
+    yield* limits.failedAuth(address)
+    return yield* new InvalidApiKey({ message: "Invalid or revoked API key." })
+  }
+  const keyHash = hashKey(token)
+  yield* limits.takeRequest(keyHash)
+  return { orgId: orgId.value, keyHash }
+})
+
 export const AuthenticatedLive = Layer.effect(
   Authenticated,
-  Effect.map(ApiKeys, (keys) =>
+  Effect.map(Effect.context<ApiKeys | Limits>(), (context) =>
     Authenticated.of({
+      // Http.ts authenticates every API-key route before reading its body; this is the fallback.
       bearer: () =>
-        Effect.gen(function* () {
-          const token = yield* bearerToken
-          const orgId = yield* keys.authenticate(token)
-          if (Option.isNone(orgId))
-            return yield* new InvalidApiKey({ message: "Invalid or revoked API key." })
-          return { orgId: orgId.value }
-        }),
+        Effect.flatMap(Effect.serviceOption(Authentication), (found) =>
+          Option.match(found, {
+            onSome: ({ orgId }) => Effect.succeed({ orgId }),
+            onNone: () => Effect.map(Effect.provide(authenticate, context), ({ orgId }) => ({ orgId })),
+          }),
+        ),
     }),
   ),
 )
@@ -75,17 +103,19 @@ const constantTimeEqual = (a: string, b: string): boolean => {
   return x.length === y.length && crypto.timingSafeEqual(x, y)
 }
 
+/** The admin token check (the admin API is not there without ADMIN_TOKEN). */
+export const authenticateAdmin = Effect.gen(function* () {
+  const { adminToken } = yield* AppConfig
+  if (Option.isNone(adminToken)) return yield* new RouteNotFound({ message: "Not found." })
+  const token = yield* bearerToken
+  if (!constantTimeEqual(token, Redacted.value(adminToken.value)))
+    return yield* new InvalidApiKey({ message: "Invalid admin token." })
+})
+
 export const AdminAuthenticatedLive = Layer.effect(
   AdminAuthenticated,
-  Effect.map(AppConfig, ({ adminToken }) =>
-    AdminAuthenticated.of({
-      adminBearer: () =>
-        Effect.gen(function* () {
-          if (Option.isNone(adminToken)) return yield* new RouteNotFound({ message: "Not found." })
-          const token = yield* bearerToken
-          if (!constantTimeEqual(token, Redacted.value(adminToken.value)))
-            return yield* new InvalidApiKey({ message: "Invalid admin token." })
-        }),
-    }),
+  Effect.map(Effect.context<AppConfig>(), (context) =>
+    // Http.ts has already checked it before reading the body; cheap enough to check again here.
+    AdminAuthenticated.of({ adminBearer: () => Effect.provide(authenticateAdmin, context) }),
   ),
 )

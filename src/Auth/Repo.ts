@@ -1,5 +1,6 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, Option, Schema } from "effect"
+import { CACHE_CHANNEL, KEYS_TOPIC } from "../Cache.ts"
 import { ApiKey } from "../Domain/ApiKey.ts"
 import { fromId, UnixFromDate } from "../Domain/Columns.ts"
 import { repository } from "../Domain/Errors.ts"
@@ -67,11 +68,13 @@ const make = Effect.gen(function* () {
       execute: (orgId) =>
         sql`SELECT * FROM api_keys WHERE org_id = ${orgId} ORDER BY created_at DESC, id DESC`,
     }),
+    /** Tells every instance's key cache in the same transaction (NOTIFY is delivered at commit). */
     revokeKey: SqlSchema.findOne({
       Request: Schema.String,
       Result: ApiKeyFromRow,
       execute: (id) => sql`
-        UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id} RETURNING *`,
+        UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id}
+        RETURNING *, pg_notify(${CACHE_CHANNEL}, ${KEYS_TOPIC})::text AS notified`,
     }),
     /** The organization owning an unrevoked key with this hash. */
     orgForKeyHash: (hash: string) =>

@@ -1,5 +1,5 @@
 import { HttpApiSchema } from "@effect/platform"
-import { Cause, Effect, FiberRef, ParseResult, Predicate, Record, Schema } from "effect"
+import { type Cause, Effect, FiberRef, ParseResult, Predicate, Record, Schema } from "effect"
 import { CurrentRequestId } from "./RequestId.ts"
 
 export const ErrorType = Schema.Literal(
@@ -50,6 +50,8 @@ const errors = {
   VoiceSessionNotActive: [409, "conflict_error", "voice_session_not_active"],
   PayloadTooLarge: [413, "invalid_request_error", "payload_too_large"],
   UnsupportedMediaType: [415, "invalid_request_error", "unsupported_media_type"],
+  RequestTimeout: [408, "invalid_request_error", "request_timeout"],
+  RateLimited: [429, "rate_limit_error", "rate_limited"],
   VoiceLiveKitFailed: [502, "api_error", "voice_livekit_failed"],
   VoiceGeminiEphemeralFailed: [502, "api_error", "voice_gemini_ephemeral_failed"],
   VoiceResultExtractionFailed: [502, "api_error", "voice_result_extraction_failed"],
@@ -94,6 +96,8 @@ export class MethodNotAllowed extends ApiError("MethodNotAllowed") {}
 export class VoiceSessionNotActive extends ApiError("VoiceSessionNotActive") {}
 export class PayloadTooLarge extends ApiError("PayloadTooLarge") {}
 export class UnsupportedMediaType extends ApiError("UnsupportedMediaType") {}
+export class RequestTimeout extends ApiError("RequestTimeout") {}
+export class RateLimited extends ApiError("RateLimited") {}
 export class VoiceLiveKitFailed extends ApiError("VoiceLiveKitFailed") {}
 export class VoiceGeminiEphemeralFailed extends ApiError("VoiceGeminiEphemeralFailed") {}
 export class VoiceResultExtractionFailed extends ApiError("VoiceResultExtractionFailed") {}
@@ -162,29 +166,24 @@ export const wire = <A extends ApiErrorInstance>(
 export const isApiError = (u: unknown): u is ApiErrorInstance & { readonly _tag: string } =>
   typeof u === "object" && u !== null && "constructor" in u && "meta" in (u.constructor as object)
 
-/** No statement or transaction of this service legitimately takes longer. */
-const DATABASE_TIMEOUT_MS = 10_000
-
 /**
  * Database failures: a lost, refused or unresponsive connection is a 503 the client may retry;
- * anything else (a bad statement, a row its schema rejects) is a bug and becomes a defect.
+ * anything else (a bad statement, a row its schema rejects) is a bug and becomes a defect. The
+ * deadlines are the driver's (Sql/Client.ts): no free connection in time, a statement cancelled
+ * (57014) or a server that does not answer all arrive here as SqlErrors.
  */
 export const orUnavailable = <A, E, R>(
   self: Effect.Effect<A, E, R>,
 ): Effect.Effect<A, ServiceUnavailable, R> =>
-  Effect.catchAll(Effect.timeout(self, DATABASE_TIMEOUT_MS), (e) => {
-    const timedOut = Cause.isTimeoutException(e)
+  Effect.catchAll(self, (e) => {
     const sqlError = Predicate.isTagged(e, "SqlError") && Predicate.hasProperty(e, "cause") ? e : undefined
-    if (!timedOut && sqlError === undefined) return Effect.die(e)
-    const cause = sqlError?.cause
+    if (sqlError === undefined) return Effect.die(e)
+    const cause = sqlError.cause
     const code = Predicate.hasProperty(cause, "code") ? cause.code : undefined
-    const outage = timedOut || typeof code !== "string" || /^(08|57P|53)/.test(code) || code.startsWith("E")
+    const outage =
+      typeof code !== "string" || code === "57014" || /^(08|57P|53)/.test(code) || code.startsWith("E")
     if (!outage) return Effect.die(e)
-    const reason = timedOut
-      ? `no answer within ${DATABASE_TIMEOUT_MS} ms`
-      : cause instanceof Error
-        ? cause.message
-        : String(code)
+    const reason = cause instanceof Error ? cause.message : String(code)
     return Effect.zipRight(
       Effect.logError(`database unavailable: ${reason}`),
       Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." })),

@@ -1,6 +1,6 @@
 import { Headers as HttpHeaders, HttpServerRequest } from "@effect/platform"
 import { SchemaAST as AST, Effect, Option, ParseResult, Schema } from "effect"
-import { PayloadTooLarge, UnsupportedMediaType } from "../Domain/Errors.ts"
+import { PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "../Domain/Errors.ts"
 
 /** Routes whose bodies are not application/json (LiveKit posts `application/webhook+json`). */
 const RAW_BODY_ROUTES = new Set(["/api/v1/voice/webhooks/livekit"])
@@ -9,17 +9,20 @@ const isJson = (contentType: string) => /^application\/([\w.-]+\+)?json\b/i.test
 
 const tooLarge = (max: number) => new PayloadTooLarge({ message: `Request body exceeds ${max} bytes.` })
 
+/** Whether the request announces a body that is still to be read. */
+export const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
+  Number(request.headers["content-length"] ?? "0") > 0 || request.headers["transfer-encoding"] !== undefined
+
 /** Refuses bodies that are too large or not JSON before anything reads them. */
 export const checkBody = (
   request: HttpServerRequest.HttpServerRequest,
   maxBodyBytes: number,
   pathname: string,
 ): Option.Option<PayloadTooLarge | UnsupportedMediaType> => {
-  const length = Number(request.headers["content-length"] ?? "0")
-  if (length > maxBodyBytes) return Option.some(tooLarge(maxBodyBytes))
-  const hasBody = length > 0 || request.headers["transfer-encoding"] !== undefined
+  if (Number(request.headers["content-length"] ?? "0") > maxBodyBytes)
+    return Option.some(tooLarge(maxBodyBytes))
   const contentType = request.headers["content-type"]
-  if (hasBody && contentType !== undefined && !RAW_BODY_ROUTES.has(pathname) && !isJson(contentType))
+  if (hasBody(request) && contentType !== undefined && !RAW_BODY_ROUTES.has(pathname) && !isJson(contentType))
     return Option.some(
       new UnsupportedMediaType({
         message: `Content-Type must be application/json, not ${contentType}${
@@ -34,31 +37,40 @@ export const checkBody = (
 }
 
 /**
- * A chunked body declares no length, so it is read here, stopping at the limit, and handed on as a
- * request with a known body. Requests with a Content-Length (already checked) pass through as they are.
+ * Reads the body (only once the request is authenticated), stopping at the size limit (a chunked
+ * body declares no length) and at the deadline, so a client trickling its body holds nothing for
+ * long; hands it on as a request with a known body.
  */
-export const boundChunkedBody = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) =>
+export const readBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  maxBodyBytes: number,
+  timeoutMs: number,
+) =>
   Effect.gen(function* () {
     const source = request.source
-    if (
-      request.headers["content-length"] !== undefined ||
-      !(source instanceof Request) ||
-      source.body === null
-    )
-      return request
+    if (!hasBody(request) || !(source instanceof Request) || source.body === null) return request
     const reader = source.body.getReader()
     const chunks: Array<Uint8Array> = []
     let total = 0
-    while (true) {
-      const { done, value } = yield* Effect.promise(() => reader.read())
-      if (done) break
-      total += value.byteLength
-      if (total > maxBodyBytes) {
-        yield* Effect.promise(() => reader.cancel().catch(() => undefined))
-        return yield* tooLarge(maxBodyBytes)
+    const read = Effect.gen(function* () {
+      while (true) {
+        const { done, value } = yield* Effect.promise(() => reader.read())
+        if (done) return
+        total += value.byteLength
+        if (total > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
+        chunks.push(value)
       }
-      chunks.push(value)
-    }
+    })
+    yield* read.pipe(
+      // outside the router the request runs uninterruptibly: let the deadline interrupt the read
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: timeoutMs,
+        onTimeout: () =>
+          new RequestTimeout({ message: `The request body did not arrive within ${timeoutMs} ms.` }),
+      }),
+      Effect.onError(() => Effect.promise(() => reader.cancel().catch(() => undefined))),
+    )
     const headers = new Headers(source.headers)
     headers.delete("transfer-encoding")
     headers.set("content-length", String(total))

@@ -5,6 +5,7 @@ import {
   Deferred,
   Effect,
   Exit,
+  Fiber,
   FiberSet,
   Layer,
   Redacted,
@@ -13,6 +14,7 @@ import {
   type Scope,
 } from "effect"
 import pg from "pg"
+import { CACHE_CHANNEL, Caches } from "../Cache.ts"
 
 const CHANNEL = "parley_session_done"
 
@@ -23,6 +25,11 @@ export interface CompletionHubService {
    * re-reads the row and is removed when the caller stops waiting (timeout or disconnect).
    */
   readonly subscribe: (sessionId: string) => Effect.Effect<Deferred.Deferred<Wake>, never, Scope.Scope>
+  /**
+   * Registers a waiter on `sessionId` for any number of rounds: register before re-reading the row,
+   * so a change between the read and the wait is never missed; release when done.
+   */
+  readonly register: (sessionId: string) => Effect.Effect<Waiter>
   /** Wakes the waiters of `sessionId` here and, through PostgreSQL NOTIFY, on every other instance. */
   readonly publish: (sessionId: string) => Effect.Effect<void>
   /** Wakes this instance's waiters only. */
@@ -38,50 +45,230 @@ export interface CompletionHubService {
 /** Why a waiter woke: its session may have changed, or this instance is shutting down. */
 export type Wake = "changed" | "closing"
 
-/** In-memory waiters: one Deferred per waited-on session, shared by everyone waiting on it. */
-const makeLocal = () => {
-  const waiting = new Map<string, { signal: Deferred.Deferred<Wake>; count: number }>()
-  let closing = false
+/**
+ * One round of waiting on a session; it ends at the session's next wake-up and the next round
+ * starts at once. Its identity is what waiters woken together key their one shared re-read on.
+ */
+export interface Round {
+  readonly sessionId: string
+}
 
-  const subscribe = (sessionId: string) =>
-    Effect.acquireRelease(
-      Effect.gen(function* () {
-        if (closing)
-          return {
-            signal: yield* Deferred.make<Wake>().pipe(Effect.tap((d) => Deferred.succeed(d, "closing"))),
-            count: 1,
-          }
-        const entry = waiting.get(sessionId) ?? { signal: yield* Deferred.make<Wake>(), count: 0 }
-        entry.count += 1
-        waiting.set(sessionId, entry)
-        return entry
-      }),
-      (entry) =>
-        Effect.sync(() => {
-          entry.count -= 1
-          if (entry.count === 0 && waiting.get(sessionId) === entry) waiting.delete(sessionId)
+/** A registered waiter: it exists (and is counted) until released, across any number of rounds. */
+export interface Waiter {
+  /**
+   * Waits for the end of the round after the last one this waiter saw, or `deadline` (epoch ms on
+   * the Clock). Holds no fiber or timer of its own: a callback in the round and an entry in the
+   * hub's one deadline list. `round` is the round that ended (for its shared re-read).
+   */
+  readonly next: (
+    deadline: number,
+  ) => Effect.Effect<{ readonly why: Wake | "timeout"; readonly round: Round }>
+  readonly release: Effect.Effect<void>
+}
+
+type Listener = (why: Wake | "timeout") => void
+interface RoundState extends Round {
+  ended: Wake | undefined
+  readonly listeners: Set<Listener>
+}
+interface Entry {
+  count: number
+  round: RoundState
+  /** The last round that ended: a waiter that missed its end shares that round's re-read. */
+  previous: RoundState | undefined
+}
+interface Timer {
+  readonly at: number
+  readonly fire: () => void
+  done: boolean
+}
+
+const newRound = (sessionId: string): RoundState => ({ sessionId, ended: undefined, listeners: new Set() })
+
+/**
+ * In-memory waiters. Waiters of one session share its rounds; a wake-up ends the round and calls
+ * every waiter's callback. Deadlines live in one sorted list served by one sleeping fiber, so a
+ * waiter costs no fibers of its own (Effect.timeout would fork two per wait).
+ */
+const makeLocal = () => {
+  const sessions = new Map<string, Entry>()
+  const timers: Array<Timer> = []
+  const state = {
+    closing: false,
+    cancelled: 0,
+    sleeper: undefined as { at: number; fiber: Fiber.RuntimeFiber<void> } | undefined,
+  }
+
+  const enter = (sessionId: string) => {
+    const entry = sessions.get(sessionId) ?? { count: 0, round: newRound(sessionId), previous: undefined }
+    entry.count += 1
+    sessions.set(sessionId, entry)
+    return entry
+  }
+  const leave = (sessionId: string, entry: Entry) => {
+    entry.count -= 1
+    if (entry.count === 0 && sessions.get(sessionId) === entry) sessions.delete(sessionId)
+  }
+
+  const addTimer = (timer: Timer) => {
+    let lo = 0
+    let hi = timers.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if ((timers[mid] as Timer).at <= timer.at) lo = mid + 1
+      else hi = mid
+    }
+    timers.splice(lo, 0, timer)
+  }
+  const cancelTimer = (timer: Timer) => {
+    if (timer.done) return
+    timer.done = true
+    state.cancelled += 1
+    // Cancelled timers are dropped in bulk once they are half the list (amortised O(1)).
+    if (state.cancelled * 2 > timers.length) {
+      const live = timers.filter((t) => !t.done)
+      timers.splice(0, timers.length, ...live)
+      state.cancelled = 0
+    }
+  }
+
+  /** Makes sure the sleeper wakes by `at`: a new one replaces a later one. */
+  const arm = (at: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const old = state.sleeper
+      if (old !== undefined && old.at <= at) return Effect.void
+      return Effect.clockWith((clock) =>
+        Effect.forkDaemon(
+          Effect.zipRight(Effect.sleep(Math.max(0, at - clock.unsafeCurrentTimeMillis())), fireDue),
+        ),
+      ).pipe(
+        Effect.flatMap((fiber) => {
+          state.sleeper = { at, fiber }
+          return old === undefined ? Effect.void : Fiber.interruptFork(old.fiber)
         }),
-    ).pipe(Effect.map((entry) => entry.signal))
+      )
+    })
+  const fireDue: Effect.Effect<void> = Effect.clockWith((clock) =>
+    Effect.suspend(() => {
+      state.sleeper = undefined
+      const now = clock.unsafeCurrentTimeMillis()
+      let due = 0
+      while (due < timers.length && (timers[due] as Timer).at <= now) due += 1
+      for (const timer of timers.splice(0, due)) {
+        if (timer.done) state.cancelled -= 1
+        else {
+          timer.done = true
+          timer.fire()
+        }
+      }
+      const next = timers.find((t) => !t.done)
+      return next === undefined ? Effect.void : arm(next.at)
+    }),
+  )
+
+  const register = (sessionId: string): Effect.Effect<Waiter> =>
+    Effect.sync(() => {
+      const entry = enter(sessionId)
+      let at = entry.round
+      let released = false
+      const next = (deadline: number) =>
+        Effect.clockWith((clock) => {
+          if (state.closing) return Effect.succeed({ why: "closing" as const, round: at })
+          // Its round ended while it was busy: answer at once with the latest ended round.
+          if (at.ended !== undefined) {
+            const round = entry.previous ?? at
+            at = entry.round
+            return Effect.succeed({ why: round.ended ?? "changed", round })
+          }
+          if (deadline <= clock.unsafeCurrentTimeMillis())
+            return Effect.succeed({ why: "timeout" as const, round: at })
+          const round = at
+          return Effect.zipRight(
+            arm(deadline),
+            Effect.async<{ why: Wake | "timeout"; round: Round }>((resume) => {
+              const timer: Timer = { at: deadline, fire: () => listener("timeout"), done: false }
+              const listener: Listener = (why) => {
+                round.listeners.delete(listener)
+                cancelTimer(timer)
+                if (why !== "timeout") at = entry.round
+                resume(Effect.succeed({ why, round }))
+              }
+              round.listeners.add(listener)
+              addTimer(timer)
+              // Interrupted (client disconnect): nothing of this wait stays behind.
+              return Effect.sync(() => {
+                round.listeners.delete(listener)
+                cancelTimer(timer)
+              })
+            }),
+          )
+        })
+      const release = Effect.sync(() => {
+        if (released) return
+        released = true
+        leave(sessionId, entry)
+      })
+      return { next, release }
+    })
+
+  /**
+   * A signal for the current round, registered in the caller's scope (a simpler form of `register`
+   * for one wait).
+   */
+  const subscribe = (sessionId: string) =>
+    Effect.gen(function* () {
+      const signal = yield* Deferred.make<Wake>()
+      if (state.closing) {
+        yield* Deferred.succeed(signal, "closing")
+        return signal
+      }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const entry = enter(sessionId)
+          const round = entry.round
+          const listener: Listener = (why) => {
+            if (why !== "timeout") Deferred.unsafeDone(signal, Exit.succeed(why))
+          }
+          round.listeners.add(listener)
+          return { entry, round, listener }
+        }),
+        ({ entry, round, listener }) =>
+          Effect.sync(() => {
+            round.listeners.delete(listener)
+            leave(sessionId, entry)
+          }),
+      )
+      return signal
+    })
 
   const wakeWith = (sessionId: string, why: Wake) =>
-    Effect.suspend(() => {
-      const entry = waiting.get(sessionId)
-      if (entry === undefined) return Effect.void
-      waiting.delete(sessionId)
-      return Deferred.succeed(entry.signal, why)
+    Effect.sync(() => {
+      const entry = sessions.get(sessionId)
+      if (entry === undefined) return
+      const ended = entry.round
+      ended.ended = why
+      entry.previous = ended
+      entry.round = newRound(sessionId)
+      for (const listener of [...ended.listeners]) listener(why)
+      ended.listeners.clear()
     })
   const wake = (sessionId: string) => wakeWith(sessionId, "changed")
 
-  const wakeAll = Effect.suspend(() => Effect.forEach([...waiting.keys()], wake, { discard: true }))
+  const wakeAll = Effect.suspend(() => Effect.forEach([...sessions.keys()], wake, { discard: true }))
 
   const close = Effect.suspend(() => {
-    closing = true
-    return Effect.forEach([...waiting.keys()], (id) => wakeWith(id, "closing"), { discard: true })
+    state.closing = true
+    const sleeper = state.sleeper
+    state.sleeper = undefined
+    return Effect.zipRight(
+      Effect.forEach([...sessions.keys()], (id) => wakeWith(id, "closing"), { discard: true }),
+      sleeper === undefined ? Effect.void : Fiber.interrupt(sleeper.fiber),
+    )
   })
 
-  const count = (sessionId: string) => Effect.sync(() => waiting.get(sessionId)?.count ?? 0)
+  const count = (sessionId: string) => Effect.sync(() => sessions.get(sessionId)?.count ?? 0)
 
-  return { subscribe, wake, wakeAll, close, waiting: count }
+  return { register, subscribe, wake, wakeAll, close, waiting: count }
 }
 
 export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
@@ -93,31 +280,44 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     CompletionHub,
     Effect.gen(function* () {
       const local = makeLocal()
+      // a single instance's own writes invalidate its caches: nothing to miss
+      ;(yield* Caches).resume()
       yield* Effect.addFinalizer(() => local.close)
       // A single instance hears everything it publishes.
       return { ...local, publish: local.wake, listening: Effect.succeed(true) }
     }),
-  )
+  ).pipe(Layer.provide(Caches.Live))
 
   /**
    * Fed across instances by LISTEN/NOTIFY on a dedicated connection. When that connection is lost
    * it reconnects and, once LISTEN is active again, wakes every local waiter so each re-reads its
    * row: a NOTIFY sent while it was down is never replayed, so this is what keeps waits exact.
    * On shutdown every waiter is woken and answers with the current state.
+   *
+   * The same connection carries the cache invalidations (Cache.ts): while it is down the caches are
+   * off, and they start empty once LISTEN is active again.
    */
   static readonly Live = Layer.scoped(
     CompletionHub,
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
+      const caches = yield* Caches
       const local = makeLocal()
       const listening = yield* Ref.make(false)
       yield* Effect.addFinalizer(() => local.close)
       // The LISTEN callback re-enters Effect on this layer's runtime (its logger), in this layer's scope.
       const runFork = yield* FiberSet.makeRuntime()
-      yield* listen(pg.config, (sessionId) => runFork(local.wake(sessionId))).pipe(
-        Effect.tap(() => Effect.zipRight(Ref.set(listening, true), local.wakeAll)),
+      const onNotification = (channel: string, payload: string) =>
+        channel === CACHE_CHANNEL ? caches.invalidate(payload) : runFork(local.wake(payload))
+      yield* listen(pg.config, onNotification).pipe(
+        Effect.tap(() =>
+          Effect.zipRight(
+            Ref.set(listening, true),
+            Effect.zipRight(Effect.sync(caches.resume), local.wakeAll),
+          ),
+        ),
         Effect.flatten,
-        Effect.ensuring(Ref.set(listening, false)),
+        Effect.ensuring(Effect.zipRight(Ref.set(listening, false), Effect.sync(caches.suspend))),
         Effect.scoped,
         Effect.tapErrorCause((cause) => Effect.logWarning("completion listener lost; reconnecting", cause)),
         Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
@@ -133,7 +333,7 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
         )
       return { ...local, publish, listening: Ref.get(listening) }
     }),
-  )
+  ).pipe(Layer.provide(Caches.Live))
 }
 
 class ListenerLost extends Data.TaggedError("ListenerLost")<{ readonly cause: unknown }> {}
@@ -146,7 +346,7 @@ const HEARTBEAT = "30 seconds"
  * connection is lost (unlike `PgClient.listen`, whose stream never ends when its connection dies):
  * on an error or end event, or when a heartbeat query does not answer in time.
  */
-const listen = (config: PgClient.PgClientConfig, onPayload: (payload: string) => void) =>
+const listen = (config: PgClient.PgClientConfig, onPayload: (channel: string, payload: string) => void) =>
   Effect.gen(function* () {
     const lost = yield* Deferred.make<never, ListenerLost>()
     const client = yield* Effect.acquireRelease(
@@ -163,11 +363,11 @@ const listen = (config: PgClient.PgClientConfig, onPayload: (payload: string) =>
             Deferred.unsafeDone(lost, Exit.fail(new ListenerLost({ cause: "connection ended" }))),
           )
           client.on("notification", (message) => {
-            if (message.channel === CHANNEL && message.payload) onPayload(message.payload)
+            if (message.payload) onPayload(message.channel, message.payload)
           })
           try {
             await client.connect()
-            await client.query(`LISTEN ${CHANNEL}`)
+            await client.query(`LISTEN ${CHANNEL}; LISTEN ${CACHE_CHANNEL}`)
             return client
           } catch (cause) {
             await client.end().catch(() => undefined)

@@ -1,0 +1,96 @@
+/**
+ * In-process caches of the two lookups every authenticated request makes: API key hash → organization
+ * and (organization, agent id) → agent. Bounded (least recently used out first), and only ever hold
+ * rows that exist: a miss is always asked of the database again.
+ *
+ * Writes invalidate them on every instance: the statements that revoke a key or change an agent send
+ * a NOTIFY on `CACHE_CHANNEL` in their own transaction, the completion hub's LISTEN connection hands
+ * it to `invalidate`, and the writing instance invalidates its own copy before it answers. While that
+ * connection is down nothing is cached (a notification could be missed); it flushes when it is back.
+ */
+import { Context, Effect, Layer, Option } from "effect"
+import type { Agent } from "./Domain/Agent.ts"
+import type { OrgId } from "./Domain/Ids.ts"
+
+export const CACHE_CHANNEL = "parley_cache"
+/** A key was revoked: keys are few and revocations rare, so every cached key is dropped. */
+export const KEYS_TOPIC = "keys"
+/** Payloads name their agent by organization and id (the same string as the cache key). */
+export const agentTopic = (orgId: string, id: string) => `agent:${orgId}:${id}`
+
+const CAPACITY = 10_000
+
+export interface Cached<V> {
+  /** The cached value of `key`, else `load`'s, which is kept if it is a row (never a miss). */
+  readonly through: <E, R>(
+    key: string,
+    load: Effect.Effect<Option.Option<V>, E, R>,
+  ) => Effect.Effect<Option.Option<V>, E, R>
+  /** How many entries are held (tests). */
+  readonly size: () => number
+}
+
+const make = () => {
+  const keys = new Map<string, OrgId>()
+  const agents = new Map<string, Agent>()
+  // Bumped by every invalidation: a load that started before one may have read the old row, so its
+  // result is not kept. Starts off: the LISTEN connection (or the single-instance hub) turns it on.
+  const state = { generation: 0, enabled: false }
+
+  const flush = () => {
+    state.generation += 1
+    keys.clear()
+    agents.clear()
+  }
+
+  const cached = <V>(entries: Map<string, V>): Cached<V> => ({
+    through: (key, load) =>
+      Effect.suspend(() => {
+        if (!state.enabled) return load
+        const hit = entries.get(key)
+        if (hit !== undefined) {
+          // re-inserted: a Map iterates in insertion order, so the first entry is the least recent
+          entries.delete(key)
+          entries.set(key, hit)
+          return Effect.succeed(Option.some(hit))
+        }
+        const seen = state.generation
+        return Effect.tap(load, (row) => {
+          if (Option.isNone(row) || !state.enabled || seen !== state.generation) return
+          entries.set(key, row.value)
+          if (entries.size > CAPACITY) entries.delete(entries.keys().next().value as string)
+        })
+      }),
+    size: () => entries.size,
+  })
+
+  return {
+    apiKeys: cached(keys),
+    /** Keyed by `agentTopic(orgId, id)`. */
+    agents: cached(agents),
+    /** A notification's payload (or a local write's topic): drops what it names. */
+    invalidate: (topic: string) => {
+      state.generation += 1
+      if (topic === KEYS_TOPIC) keys.clear()
+      else agents.delete(topic)
+    },
+    /** Invalidations can reach this instance from now on: start afresh. */
+    resume: () => {
+      flush()
+      state.enabled = true
+    },
+    /** Invalidations may be missed from now on: drop everything and cache nothing. */
+    suspend: () => {
+      state.enabled = false
+      flush()
+    },
+  }
+}
+
+export class Caches extends Context.Tag("Parley/Caches")<Caches, ReturnType<typeof make>>() {
+  /**
+   * One layer value, so every service that provides it shares one instance within a server (layers
+   * are memoized by reference), while each server started in a process gets its own.
+   */
+  static readonly Live = Layer.sync(Caches, make)
+}
