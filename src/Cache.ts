@@ -9,6 +9,7 @@
  * connection is down nothing is cached (a notification could be missed); it flushes when it is back.
  */
 import { Context, Effect, Layer, Option } from "effect"
+import { AppConfig } from "./Config.ts"
 import type { Agent } from "./Domain/Agent.ts"
 import type { OrgId } from "./Domain/Ids.ts"
 
@@ -20,6 +21,12 @@ export const agentTopic = (orgId: string, id: string) => `agent:${orgId}:${id}`
 
 const CAPACITY = 10_000
 
+interface Entry<V> {
+  readonly value: V
+  /** When it was read (Effect clock, ms). */
+  readonly at: number
+}
+
 export interface Cached<V> {
   /** The cached value of `key`, else `load`'s, which is kept if it is a row (never a miss). */
   readonly through: <E, R>(
@@ -30,9 +37,16 @@ export interface Cached<V> {
   readonly size: () => number
 }
 
-const make = () => {
-  const keys = new Map<string, OrgId>()
-  const agents = new Map<string, Agent>()
+/**
+ * `ttlMs` (CACHE_TTL_MS, default 1 s) is how long an entry is served without asking the database
+ * again: even a notification lost on a connection that has not noticed it is broken (a silent
+ * partition) delays a revocation by at most this.
+ */
+const DEFAULT_TTL_MS = 1_000
+
+const make = (ttlMs: number) => {
+  const keys = new Map<string, Entry<OrgId>>()
+  const agents = new Map<string, Entry<Agent>>()
   // Bumped by every invalidation: a load that started before one may have read the old row, so its
   // result is not kept. Starts off: the LISTEN connection (or the single-instance hub) turns it on.
   const state = { generation: 0, enabled: false }
@@ -43,21 +57,24 @@ const make = () => {
     agents.clear()
   }
 
-  const cached = <V>(entries: Map<string, V>): Cached<V> => ({
+  const cached = <V>(entries: Map<string, Entry<V>>): Cached<V> => ({
     through: (key, load) =>
-      Effect.suspend(() => {
+      Effect.clockWith((clock) => {
         if (!state.enabled) return load
+        const now = clock.unsafeCurrentTimeMillis()
         const hit = entries.get(key)
         if (hit !== undefined) {
           // re-inserted: a Map iterates in insertion order, so the first entry is the least recent
           entries.delete(key)
-          entries.set(key, hit)
-          return Effect.succeed(Option.some(hit))
+          if (now - hit.at < ttlMs) {
+            entries.set(key, hit)
+            return Effect.succeed(Option.some(hit.value))
+          }
         }
         const seen = state.generation
         return Effect.tap(load, (row) => {
           if (Option.isNone(row) || !state.enabled || seen !== state.generation) return
-          entries.set(key, row.value)
+          entries.set(key, { value: row.value, at: now })
           if (entries.size > CAPACITY) entries.delete(entries.keys().next().value as string)
         })
       }),
@@ -90,7 +107,13 @@ const make = () => {
 export class Caches extends Context.Tag("Parley/Caches")<Caches, ReturnType<typeof make>>() {
   /**
    * One layer value, so every service that provides it shares one instance within a server (layers
-   * are memoized by reference), while each server started in a process gets its own.
+   * are memoized by reference), while each server started in a process gets its own. The TTL is the
+   * configured one where there is a configuration (a server), else the default (unit tests).
    */
-  static readonly Live = Layer.sync(Caches, make)
+  static readonly Live = Layer.effect(
+    Caches,
+    Effect.map(Effect.serviceOption(AppConfig), (config) =>
+      make(Option.match(config, { onNone: () => DEFAULT_TTL_MS, onSome: (c) => c.cacheTtlMs })),
+    ),
+  )
 }

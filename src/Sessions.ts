@@ -192,22 +192,27 @@ const make = Effect.gen(function* () {
    */
   const waitForTerminal = (orgId: OrgId, id: SessionId, timeoutSeconds: number) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(hub.register(id), (waiter) => {
-        const deadline = now + timeoutSeconds * 1000
-        const settle = (row: Session): Effect.Effect<Session, ReadError> =>
-          TERMINAL.has(row.status) ? Effect.succeed(row) : waitAgain
-        const waitAgain: Effect.Effect<Session, ReadError> = Effect.flatMap(
-          Effect.suspend(() => waiter.next(deadline)),
-          ({ why, round }) =>
-            // A timeout answers with the state now; shutdown with the state after its wake-up.
-            why === "timeout"
-              ? shared(finalReads, `${orgId}/${id}`, true, get(orgId, id))
-              : why === "closing"
-                ? reread(round, orgId, id)
-                : Effect.flatMap(reread(round, orgId, id), settle),
-        )
-        return get(orgId, id).pipe(Effect.flatMap(settle), Effect.ensuring(waiter.release))
-      }),
+      // acquireUseRelease: a disconnect right after registering still releases the registration
+      Effect.acquireUseRelease(
+        hub.register(id),
+        (waiter) => {
+          const deadline = now + timeoutSeconds * 1000
+          const settle = (row: Session): Effect.Effect<Session, ReadError> =>
+            TERMINAL.has(row.status) ? Effect.succeed(row) : waitAgain
+          const waitAgain: Effect.Effect<Session, ReadError> = Effect.flatMap(
+            Effect.suspend(() => waiter.next(deadline)),
+            ({ why, round }) =>
+              // A timeout answers with the state now; shutdown with the state after its wake-up.
+              why === "timeout"
+                ? shared(finalReads, `${orgId}/${id}`, true, get(orgId, id))
+                : why === "closing"
+                  ? reread(round, orgId, id)
+                  : Effect.flatMap(reread(round, orgId, id), settle),
+          )
+          return get(orgId, id).pipe(Effect.flatMap(settle))
+        },
+        (waiter) => waiter.release,
+      ),
     )
 
   const read = (orgId: OrgId, id: SessionId, wait: boolean, timeoutSeconds: number) =>

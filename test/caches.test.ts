@@ -15,7 +15,11 @@ import { eventually, listening } from "./support/sessions.ts"
 let a: TestServer
 let b: TestServer
 beforeAll(async () => {
-  ;[a, b] = await Promise.all([startServer(), startServer()])
+  // entries never expire here, so an answer from the cache is told apart from a fresh one
+  ;[a, b] = await Promise.all([
+    startServer({ cacheTtlMs: 3_600_000 }),
+    startServer({ cacheTtlMs: 3_600_000 }),
+  ])
   // the caches are on once each instance hears the others' invalidations
   await eventually(async () => (await listening(a)) && (await listening(b)))
 })
@@ -111,4 +115,17 @@ test("a lost listener connection flushes the caches: changes made meanwhile are 
   await eventually(async () => (await status(b, apiKey, agentId)) === 401)
   await eventually(() => listening(b))
   expect(await status(b, apiKey, agentId)).toBe(401)
+})
+
+test("without any notification a revoked key still fails once its entry is older than CACHE_TTL_MS", async () => {
+  const short = await startServer({ cacheTtlMs: 1 })
+  try {
+    const { apiKey, keyId } = await short.newTenant()
+    const agentId = await createAgent(short, apiKey)
+    expect(await status(short, apiKey, agentId)).toBe(200)
+    await silentlyRevoke(keyId)
+    await eventually(async () => (await status(short, apiKey, agentId)) === 401)
+  } finally {
+    await short.dispose()
+  }
 })

@@ -183,24 +183,35 @@ const makeLocal = () => {
           if (deadline <= clock.unsafeCurrentTimeMillis())
             return Effect.succeed({ why: "timeout" as const, round: at })
           const round = at
-          return Effect.zipRight(
-            arm(deadline),
-            Effect.async<{ why: Wake | "timeout"; round: Round }>((resume) => {
-              const timer: Timer = { at: deadline, fire: () => listener("timeout"), done: false }
-              const listener: Listener = (why) => {
-                round.listeners.delete(listener)
-                cancelTimer(timer)
-                if (why !== "timeout") at = entry.round
-                resume(Effect.succeed({ why, round }))
-              }
-              round.listeners.add(listener)
-              addTimer(timer)
-              // Interrupted (client disconnect): nothing of this wait stays behind.
-              return Effect.sync(() => {
-                round.listeners.delete(listener)
-                cancelTimer(timer)
-              })
-            }),
+          type Woken = { why: Wake | "timeout"; round: Round }
+          // The timer is in the list before the sleeper is armed: a sleeper that fires in between
+          // then sees it (and re-arms for it), so no deadline is ever left without one.
+          let woken: Woken | undefined
+          let resume: ((effect: Effect.Effect<Woken>) => void) | undefined
+          const timer: Timer = { at: deadline, fire: () => listener("timeout"), done: false }
+          const listener: Listener = (why) => {
+            round.listeners.delete(listener)
+            cancelTimer(timer)
+            if (why !== "timeout") at = entry.round
+            woken = { why, round }
+            resume?.(Effect.succeed(woken))
+          }
+          round.listeners.add(listener)
+          addTimer(timer)
+          // Interrupted (client disconnect): nothing of this wait stays behind.
+          const forget = Effect.sync(() => {
+            round.listeners.delete(listener)
+            cancelTimer(timer)
+          })
+          return arm(deadline).pipe(
+            Effect.zipRight(
+              Effect.async<Woken>((callback) => {
+                if (woken !== undefined) return callback(Effect.succeed(woken))
+                resume = callback
+                return forget
+              }),
+            ),
+            Effect.onInterrupt(() => forget),
           )
         })
       const release = Effect.sync(() => {
