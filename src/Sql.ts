@@ -5,7 +5,7 @@
 import { resolve } from "node:path"
 import type { SqlClient, SqlError } from "@effect/sql"
 import type { MigrationError } from "@effect/sql/Migrator"
-import type { PgClient } from "@effect/sql-pg"
+import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import { AppConfig } from "./Config.ts"
 import { ensureDatabase, pgClientLayer } from "./Sql/Client.ts"
@@ -24,7 +24,21 @@ type Sql = PgClient.PgClient | SqlClient.SqlClient
  * is already applied (the usual restart) one query replaces the migrator's locked transaction.
  */
 export const sqlLayer = (url: Redacted.Redacted): Layer.Layer<Sql, MigrationError | SqlError.SqlError> =>
-  Layer.effectDiscard(Effect.unlessEffect(migrate, readiness)).pipe(Layer.provideMerge(pgClientLayer(url)))
+  Layer.effectDiscard(Effect.unlessEffect(migrateOn(url), readiness)).pipe(
+    Layer.provideMerge(pgClientLayer(url)),
+  )
+
+/**
+ * Migrations run on a connection of their own, without the pool's statement deadlines: an instance
+ * may wait on another's migration lock, and a migration may run long DDL.
+ */
+const migrateOn = (url: Redacted.Redacted) =>
+  Effect.scoped(
+    Effect.flatMap(
+      Layer.build(PgClient.layer({ url, maxConnections: 1, applicationName: "parley-migrate" })),
+      (context) => Effect.provide(migrate, context),
+    ),
+  )
 
 const parleyDatabase = (pg: EmbeddedPostgres) =>
   ensureDatabase(pg.adminUrl, "parley").pipe(Effect.as(pg.url("parley")))
