@@ -1,11 +1,11 @@
 /** The completion hub across instances: two hubs (two pools) on one database, LISTEN/NOTIFY between them. */
 import { expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Deferred, Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Fiber, Layer, ManagedRuntime, Option } from "effect"
 import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
 import { sqlLayerFor, testDatabaseUrl } from "./support/db.ts"
 import { captureLogs } from "./support/logs.ts"
-import { until } from "./support/wait.ts"
+import { until, wakeOf } from "./support/wait.ts"
 
 const listening = Effect.flatMap(CompletionHub, (hub) => hub.listening)
 
@@ -37,14 +37,14 @@ test("a completion published on one instance wakes a waiter on another, and only
     Effect.scoped(
       Effect.gen(function* () {
         const hub = yield* CompletionHub
-        const onId = yield* hub.subscribe(id)
-        const onOther = yield* hub.subscribe(other)
+        const onId = yield* wakeOf(hub, id)
+        const onOther = yield* wakeOf(hub, other)
         yield* publishOn(a, other)
-        const otherWoke = yield* Deferred.await(onOther)
+        const otherWoke = yield* Fiber.join(onOther)
         // NOTIFYs arrive in order: `other`'s has been handled here, and it woke nobody else.
-        const idWokeEarly = yield* Deferred.isDone(onId)
+        const idWokeEarly = Option.isSome(yield* Fiber.poll(onId))
         yield* publishOn(a, id)
-        return { otherWoke, idWokeEarly, idWoke: yield* Deferred.await(onId) }
+        return { otherWoke, idWokeEarly, idWoke: yield* Fiber.join(onId) }
       }),
     ),
   )
@@ -68,9 +68,9 @@ test("a lost listener connection wakes local waiters and reconnects", async () =
   const lost = await b.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
-        const signal = yield* (yield* CompletionHub).subscribe(id)
+        const signal = yield* wakeOf(yield* CompletionHub, id)
         yield* killListeners
-        return yield* Deferred.await(signal)
+        return yield* Fiber.join(signal)
       }),
     ),
   )
@@ -82,9 +82,9 @@ test("a lost listener connection wakes local waiters and reconnects", async () =
     Effect.scoped(
       Effect.gen(function* () {
         yield* until(listening)
-        const signal = yield* (yield* CompletionHub).subscribe(again)
+        const signal = yield* wakeOf(yield* CompletionHub, again)
         yield* publishOn(a, again)
-        return yield* Deferred.await(signal)
+        return yield* Fiber.join(signal)
       }),
     ),
   )

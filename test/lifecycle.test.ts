@@ -4,7 +4,7 @@ import { Chunk, Deferred, Effect, Fiber, Layer, ManagedRuntime, TestClock, TestC
 import { Lifecycle } from "../src/Lifecycle.ts"
 import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
 import { captureLogs } from "./support/logs.ts"
-import { until } from "./support/wait.ts"
+import { until, wakeOf } from "./support/wait.ts"
 
 const setup = () => {
   const logs = captureLogs()
@@ -51,7 +51,7 @@ test("idle waits for in-flight requests; draining refuses and wakes long-polls w
       Effect.gen(function* () {
         const lifecycle = yield* Lifecycle
         const hub = yield* CompletionHub
-        const signal = yield* hub.subscribe("session")
+        const signal = yield* wakeOf(hub, "session")
         const entered = yield* Deferred.make<void>()
         const release = yield* Deferred.make<void>()
         const request = yield* lifecycle
@@ -60,7 +60,7 @@ test("idle waits for in-flight requests; draining refuses and wakes long-polls w
         yield* Deferred.await(entered)
         const before = yield* lifecycle.draining
         yield* lifecycle.beginDraining
-        const woke = yield* Deferred.await(signal)
+        const woke = yield* Fiber.join(signal)
         const idle = yield* Effect.fork(lifecycle.idle)
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.join(idle)

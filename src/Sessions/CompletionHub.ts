@@ -11,7 +11,6 @@ import {
   Redacted,
   Ref,
   Schedule,
-  type Scope,
 } from "effect"
 import pg from "pg"
 import { CACHE_CHANNEL, Caches } from "../Cache.ts"
@@ -19,12 +18,6 @@ import { CACHE_CHANNEL, Caches } from "../Cache.ts"
 const CHANNEL = "parley_session_done"
 
 export interface CompletionHubService {
-  /**
-   * A signal that fires when `sessionId` may have changed state (completed, failed, expired on any
-   * instance, or a resync). Registered in the caller's scope, so it exists before the caller
-   * re-reads the row and is removed when the caller stops waiting (timeout or disconnect).
-   */
-  readonly subscribe: (sessionId: string) => Effect.Effect<Deferred.Deferred<Wake>, never, Scope.Scope>
   /**
    * Registers a waiter on `sessionId` for any number of rounds: register before re-reading the row,
    * so a change between the read and the wait is never missed; release when done.
@@ -34,7 +27,7 @@ export interface CompletionHubService {
   readonly publish: (sessionId: string) => Effect.Effect<void>
   /** Wakes this instance's waiters only. */
   readonly wake: (sessionId: string) => Effect.Effect<void>
-  /** Shutdown: wakes every waiter with `closing`, and every later subscription fires at once. */
+  /** Shutdown: wakes every waiter with `closing`, and every later wait answers `closing` at once. */
   readonly close: Effect.Effect<void>
   /** How many requests on this instance are waiting on `sessionId` right now (observability, tests). */
   readonly waiting: (sessionId: string) => Effect.Effect<number>
@@ -222,36 +215,6 @@ const makeLocal = () => {
       return { next, release }
     })
 
-  /**
-   * A signal for the current round, registered in the caller's scope (a simpler form of `register`
-   * for one wait).
-   */
-  const subscribe = (sessionId: string) =>
-    Effect.gen(function* () {
-      const signal = yield* Deferred.make<Wake>()
-      if (state.closing) {
-        yield* Deferred.succeed(signal, "closing")
-        return signal
-      }
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const entry = enter(sessionId)
-          const round = entry.round
-          const listener: Listener = (why) => {
-            if (why !== "timeout") Deferred.unsafeDone(signal, Exit.succeed(why))
-          }
-          round.listeners.add(listener)
-          return { entry, round, listener }
-        }),
-        ({ entry, round, listener }) =>
-          Effect.sync(() => {
-            round.listeners.delete(listener)
-            leave(sessionId, entry)
-          }),
-      )
-      return signal
-    })
-
   const wakeWith = (sessionId: string, why: Wake) =>
     Effect.sync(() => {
       const entry = sessions.get(sessionId)
@@ -279,7 +242,7 @@ const makeLocal = () => {
 
   const count = (sessionId: string) => Effect.sync(() => sessions.get(sessionId)?.count ?? 0)
 
-  return { register, subscribe, wake, wakeAll, close, waiting: count }
+  return { register, wake, wakeAll, close, waiting: count }
 }
 
 export class CompletionHub extends Context.Tag("Parley/CompletionHub")<

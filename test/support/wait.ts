@@ -2,7 +2,8 @@
  * Waiting on conditions, never on time: each helper re-checks a few ms of real time apart until the
  * condition holds, and has no deadline of its own (bun's per-test timeout bounds every wait).
  */
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
+import type { CompletionHubService } from "../../src/Sessions/CompletionHub.ts"
 
 const POLL_MS = 5
 
@@ -21,3 +22,14 @@ export const until = <E, R>(check: Effect.Effect<boolean, E, R>): Effect.Effect<
           until(check),
         ),
   )
+
+/**
+ * A waiter on `sessionId`, registered now (released with the scope), waiting in a fiber of its own:
+ * joined, it gives why it woke. Its deadline is an hour away, so only a wake-up ends it in a test.
+ */
+export const wakeOf = (hub: CompletionHubService, sessionId: string) =>
+  Effect.gen(function* () {
+    const waiter = yield* Effect.acquireRelease(hub.register(sessionId), (w) => w.release)
+    const now = yield* Clock.currentTimeMillis
+    return yield* Effect.fork(Effect.map(waiter.next(now + 3_600_000), ({ why }) => why))
+  })
