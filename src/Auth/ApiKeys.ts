@@ -48,11 +48,11 @@ const make = Effect.gen(function* () {
     })
 
   /** The organization of a live key: cached (a revocation invalidates it on every instance), a miss never. */
-  const authenticate = (apiKey: string) => {
-    if (!apiKey.startsWith(KEY_PREFIX)) return Effect.succeed(Option.none<OrgId>())
-    const hash = hashKey(apiKey)
-    return caches.apiKeys.through(hash, repo.orgForKeyHash(hash))
-  }
+  /** `hash` is `hashKey(apiKey)`, passed in when the caller has it already (it keys rate limits too). */
+  const authenticate = (apiKey: string, hash = hashKey(apiKey)) =>
+    apiKey.startsWith(KEY_PREFIX)
+      ? caches.apiKeys.through(hash, repo.orgForKeyHash(hash))
+      : Effect.succeed(Option.none<OrgId>())
 
   return {
     createOrg,

@@ -71,12 +71,12 @@ export const authenticate = Effect.gen(function* () {
   const token = yield* bearerToken
   const address = Option.getOrElse(request.remoteAddress, () => "unknown")
   yield* limits.checkAddress(address)
-  const orgId = yield* keys.authenticate(token)
+  const keyHash = hashKey(token)
+  const orgId = yield* keys.authenticate(token, keyHash)
   if (Option.isNone(orgId)) {
     yield* limits.failedAuth(address)
     return yield* new InvalidApiKey({ message: "Invalid or revoked API key." })
   }
-  const keyHash = hashKey(token)
   yield* limits.takeRequest(keyHash)
   return { orgId: orgId.value, keyHash }
 })
