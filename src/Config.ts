@@ -1,8 +1,8 @@
 import { Config, ConfigError, Context, Either, Layer, LogLevel, Option, Redacted } from "effect"
 
 /** Default Gemini models; overridable with GEMINI_LIVE_MODEL / GEMINI_EXTRACTION_MODEL. */
-export const DEFAULT_LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
-export const DEFAULT_EXTRACTION_MODEL = "gemini-2.5-flash"
+export const DEFAULT_LIVE_MODEL = "gemini-3.8-live"
+export const DEFAULT_EXTRACTION_MODEL = "gemini-3.8-flash"
 
 const positiveInt = (name: string, fallback: number) =>
   // validated before the default applies, so the error names the variable

@@ -1,4 +1,4 @@
-import { ApiError, GoogleGenAI, Modality, type Schema } from "@google/genai"
+import { ApiError, GoogleGenAI, type HttpOptions, Modality, type Schema } from "@google/genai"
 import { Clock, Context, Data, Duration, Effect, Layer, Redacted, Schedule } from "effect"
 
 export class GeminiEphemeralError extends Data.TaggedError("GeminiEphemeralError")<{
@@ -15,6 +15,7 @@ export class GeminiExtractionError extends Data.TaggedError("GeminiExtractionErr
 export interface LiveTokenSpec {
   readonly systemInstruction: string
   readonly voiceName: string
+  /** Only for a model that takes one (`takesLanguageCode`). */
   readonly languageCode?: string | undefined
   readonly ttlSeconds: number
 }
@@ -34,10 +35,19 @@ export interface JsonRequest {
   readonly responseSchema: Record<string, unknown>
 }
 
+/** What the model answered: its text, and why it stopped or was blocked when it did not simply finish. */
+export interface JsonReply {
+  /** The candidate's text ("" when there is none); the caller parses and validates it. */
+  readonly text: string
+  /** The candidate's `finishReason` (`STOP` when it finished; `SAFETY`, `MAX_TOKENS`, … when not). */
+  readonly finishReason?: string | undefined
+  /** `promptFeedback.blockReason` when the prompt itself was blocked (there is no candidate then). */
+  readonly blockReason?: string | undefined
+}
+
 export interface GeminiService {
   readonly mintLiveToken: (spec: LiveTokenSpec) => Effect.Effect<LiveToken, GeminiEphemeralError>
-  /** The raw response text ("" when the model returned no text); the caller parses and validates it. */
-  readonly generateJson: (request: JsonRequest) => Effect.Effect<string, GeminiExtractionError>
+  readonly generateJson: (request: JsonRequest) => Effect.Effect<JsonReply, GeminiExtractionError>
 }
 
 export interface GeminiSettings {
@@ -53,6 +63,26 @@ export interface GeminiSettings {
 
 /** What one extraction may spend on the model, retries included (SPEC §6: ≤ 30 s in all). */
 export const EXTRACTION_BUDGET_MS = 30_000
+
+/**
+ * generateContent is called on v1beta, pinned rather than left to the SDK (whose default is v1):
+ * preview and `-latest` models are served there, and so are `systemInstruction` with
+ * `responseSchema` (README, "What the real services accept").
+ */
+export const EXTRACTION_API_VERSION = "v1beta"
+
+/**
+ * Only the half-cascade Live models take `speechConfig.languageCode`: "Native audio output models
+ * automatically choose the appropriate language and don't support explicitly setting the language
+ * code" (https://ai.google.dev/gemini-api/docs/live-guide). Every Live model served today is native
+ * audio (the half-cascade ones below were shut down on December 9, 2025,
+ * https://ai.google.dev/gemini-api/docs/deprecations); the language is in the system instruction.
+ */
+const HALF_CASCADE_LIVE_MODELS: ReadonlySet<string> = new Set([
+  "gemini-live-2.5-flash-preview",
+  "gemini-2.0-flash-live-001",
+])
+export const takesLanguageCode = (liveModel: string) => HALF_CASCADE_LIVE_MODELS.has(liveModel)
 
 const DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 const CONSTRAINED_LIVE_PATH =
@@ -73,7 +103,7 @@ const isRetryableStatus = (status: number | undefined) =>
 const make = (settings: GeminiSettings): GeminiService => {
   const apiKey = Redacted.value(settings.apiKey)
   const httpOptions = settings.baseUrl ? { baseUrl: settings.baseUrl } : {}
-  const ai = new GoogleGenAI({ apiKey, httpOptions })
+  const ai = new GoogleGenAI({ apiKey, httpOptions: { ...httpOptions, apiVersion: EXTRACTION_API_VERSION } })
   // Ephemeral auth tokens exist only under v1alpha; the SDK's default version is v1.
   const tokensAi = new GoogleGenAI({ apiKey, httpOptions: { ...httpOptions, apiVersion: "v1alpha" } })
   const liveUrl = liveConstrainedUrl(settings.baseUrl)
@@ -110,6 +140,12 @@ const make = (settings: GeminiSettings): GeminiService => {
                     ...(spec.languageCode ? { languageCode: spec.languageCode } : {}),
                   },
                   systemInstruction: spec.systemInstruction,
+                  // A Live connection lasts about 10 minutes and an audio session stops at 15 without
+                  // compression. Both are locked in, as the client cannot add them to a locked setup:
+                  // the server sends resumption handles (the client reconnects with the latest one on
+                  // GoAway) and a sliding window keeps the context under the model's limit.
+                  sessionResumption: {},
+                  contextWindowCompression: { slidingWindow: {} },
                 },
               },
               // lockAdditionalFields is deliberately left unset: the SDK then sends no field mask, so
@@ -140,14 +176,22 @@ const make = (settings: GeminiSettings): GeminiService => {
       return { url: url.toString(), token: token.name }
     })
 
-  const attempt = (request: JsonRequest) =>
-    Effect.tryPromise({
+  const attempt = (request: JsonRequest) => {
+    // Whether the SDK got as far as sending: an error it raised before (it refuses some schemas
+    // itself) would be raised again by every retry.
+    let sent = false
+    const fetchTracked: NonNullable<HttpOptions["fetch"]> = (input, init) => {
+      sent = true
+      return fetch(input, init)
+    }
+    return Effect.tryPromise({
       try: (signal) =>
         ai.models.generateContent({
           model: request.model,
           contents: request.prompt,
           config: {
             abortSignal: signal,
+            httpOptions: { fetch: fetchTracked },
             ...(request.systemInstruction ? { systemInstruction: request.systemInstruction } : {}),
             responseMimeType: "application/json",
             responseSchema: request.responseSchema as Schema,
@@ -155,14 +199,25 @@ const make = (settings: GeminiSettings): GeminiService => {
         }),
       catch: (cause) => {
         const status = statusOf(cause)
-        return new GeminiExtractionError({
-          message: `Gemini generateContent failed: ${reason(cause)}`,
-          status,
-          retryable: isRetryableStatus(status),
-        })
+        return sent
+          ? new GeminiExtractionError({
+              message: `Gemini generateContent failed: ${reason(cause)}`,
+              status,
+              retryable: isRetryableStatus(status),
+            })
+          : new GeminiExtractionError({
+              message: `Gemini generateContent was refused by the SDK before sending: ${reason(cause)}`,
+              retryable: false,
+            })
       },
     }).pipe(
-      Effect.map((response) => response.text ?? ""),
+      Effect.map(
+        (response): JsonReply => ({
+          text: response.candidates?.[0] ? (response.text ?? "") : "",
+          finishReason: response.candidates?.[0]?.finishReason,
+          blockReason: response.promptFeedback?.blockReason,
+        }),
+      ),
       Effect.timeoutFail({
         duration: settings.timeoutMs,
         onTimeout: () =>
@@ -172,6 +227,7 @@ const make = (settings: GeminiSettings): GeminiService => {
           }),
       }),
     )
+  }
 
   const retryPolicy = Schedule.exponential(Duration.millis(baseDelayMs)).pipe(
     Schedule.jittered,

@@ -2,6 +2,7 @@ import { Clock, Context, Deferred, Effect, Layer, Option, Schedule } from "effec
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
+import { languageTag } from "./Domain/Agent.ts"
 import { nowSeconds } from "./Domain/Envelope.ts"
 import {
   VoiceGeminiEphemeralFailed,
@@ -14,7 +15,7 @@ import {
 import type { OrgId, SessionId } from "./Domain/Ids.ts"
 import { type CompleteSession, type StartSession, TERMINAL } from "./Domain/Session.ts"
 import { DEFAULT_VOICE } from "./Domain/Voices.ts"
-import { Gemini } from "./Gemini.ts"
+import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
 import { CompletionHub, type Round } from "./Sessions/CompletionHub.ts"
@@ -92,7 +93,16 @@ const make = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const createdAt = new Date(now)
       const expiresAt = new Date(now + ttl * 1000)
-      const instruction = sessionInstruction(agent.system_instruction, input.participant, input.context)
+      // A free-text `language` ("English") is only for the instruction; a speech config takes a tag,
+      // and native-audio models take none: then the voice's language code is spoken as a rule.
+      const voiceLanguage = languageTag(input.voice?.language_code ?? agent.voice?.language_code ?? "")
+      const codeTaken = takesLanguageCode(config.geminiLiveModel)
+      const instruction = sessionInstruction(
+        agent.system_instruction,
+        input.participant,
+        input.context,
+        codeTaken ? undefined : voiceLanguage,
+      )
 
       const createRoom = livekit
         .createRoom({
@@ -110,7 +120,7 @@ const make = Effect.gen(function* () {
         .mintLiveToken({
           systemInstruction: instruction,
           voiceName: input.voice?.name ?? agent.voice?.name ?? DEFAULT_VOICE,
-          languageCode: input.voice?.language_code ?? agent.voice?.language_code ?? agent.language,
+          languageCode: codeTaken ? (voiceLanguage ?? languageTag(agent.language)) : undefined,
           ttlSeconds: ttl,
         })
         .pipe(

@@ -25,8 +25,9 @@ const strictOf = (fields: Record<string, unknown>) => ({
 
 /** A strict schema whose serialized form is exactly `n` characters. */
 const strictOfLength = (n: number) => {
-  const overhead = JSON.stringify({ type: "object", description: "" }).length
-  const schema = { type: "object", description: s(n - overhead) }
+  const shell = { type: "object", properties: { a: { type: "string" } } }
+  const overhead = JSON.stringify({ ...shell, description: "" }).length
+  const schema = { ...shell, description: s(n - overhead) }
   expect(JSON.stringify(schema).length).toBe(n)
   return { output_schema_strict: schema }
 }
@@ -249,7 +250,14 @@ const cases: Record<string, ReadonlyArray<Case>> = {
       }),
       "ok",
     ],
-    ["minimal object", strictOf({}), "ok"],
+    ["minimal object", strictOf({ properties: { a: { type: "string" } } }), "ok"],
+    ["no properties (Gemini: 400)", strictOf({}), "output_schema_strict"],
+    [
+      "numeric enum (Gemini: 400)",
+      strictOf({ properties: { a: { type: "integer", enum: [1] } } }),
+      "output_schema_strict",
+    ],
+    ["type null (SDK refuses)", strictOf({ properties: { a: { type: "null" } } }), "output_schema_strict"],
     ["serialized 48000 chars", strictOfLength(48_000), "ok"],
     ["serialized 48001 chars", strictOfLength(48_001), "output_schema_strict"],
     [
@@ -462,6 +470,15 @@ describe("the 400 body", () => {
       (await post({ ...base, output_schema_strict: strictOf({ $ref: "#/x" }).output_schema_strict })).issues,
     ).toEqual([
       { path: "output_schema_strict", message: "$ref: keyword is not supported by Gemini structured output" },
+    ])
+    const numericEnum = {
+      properties: { n: { type: "object", properties: { a: { type: "string", enum: [1] } } } },
+    }
+    expect((await post({ ...base, ...strictOf(numericEnum) })).issues).toEqual([
+      {
+        path: "output_schema_strict",
+        message: "properties.n.properties.a.enum: must be a non-empty list of strings",
+      },
     ])
     expect((await post({ ...base, behaviors: null })).issues).toEqual([
       { path: "behaviors", message: "must be a JSON object" },

@@ -227,12 +227,12 @@ describe("GET /api/v1/voice/agents/:id", () => {
       name: "Strict",
       instructions: "x",
       output_schema_strict: strict,
-      extraction_model: "gemini-2.5-pro",
+      extraction_model: "gemini-3.1-pro-preview",
       metadata: { team: "sales", tier: "gold" },
     })
     const res = await call("GET", `${AGENTS}/${id}`, apiKey)
     expect(res.body.data.output_schema_strict).toEqual(strict)
-    expect(res.body.data.extraction_model).toBe("gemini-2.5-pro")
+    expect(res.body.data.extraction_model).toBe("gemini-3.1-pro-preview")
     expect(res.body.data.metadata).toEqual({ team: "sales", tier: "gold" })
   })
 })
@@ -483,7 +483,7 @@ describe("PATCH /api/v1/voice/agents/:id", () => {
     const id = await create(apiKey, {
       ...salesQualifier,
       output_schema_strict: { type: "object", properties: { a: { type: "string" } } },
-      extraction_model: "gemini-2.5-pro",
+      extraction_model: "gemini-3.1-pro-preview",
     })
     const res = await call("PATCH", `${AGENTS}/${id}`, apiKey, {
       output_schema_strict: null,

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test"
 import { Effect, Either, Redacted } from "effect"
-import { Gemini, type GeminiSettings, liveConstrainedUrl } from "../src/Gemini.ts"
+import { Gemini, type GeminiSettings, liveConstrainedUrl, takesLanguageCode } from "../src/Gemini.ts"
 import { makeHold } from "../src/Local/Faults.ts"
 import { startLocalGemini } from "../src/Local/GeminiServer.ts"
 
@@ -11,7 +11,7 @@ afterEach(() => local.clear())
 const settings = (overrides: Partial<GeminiSettings> = {}): GeminiSettings => ({
   apiKey: Redacted.make(local.apiKey),
   baseUrl: local.url,
-  liveModel: "gemini-live-test",
+  liveModel: "gemini-3.8-live",
   timeoutMs: 1_000,
   extractionBudgetMs: 1_500,
   retryBaseDelayMs: 20,
@@ -29,7 +29,6 @@ const run = <A, E>(
 const tokenSpec = {
   systemInstruction: "You are Parley.",
   voiceName: "Kore",
-  languageCode: "de-DE",
   ttlSeconds: 600,
 }
 
@@ -56,7 +55,7 @@ const SCHEMA = {
 }
 
 const extract = {
-  model: "gemini-extract-test",
+  model: "gemini-3.5-flash",
   systemInstruction: "Extract.",
   prompt: TRANSCRIPT,
   responseSchema: SCHEMA,
@@ -86,17 +85,38 @@ describe("Gemini ephemeral tokens", () => {
     // A client may open its one session any time within the ttl window.
     expect(body.newSessionExpireTime).toBe(body.expireTime)
     expect(body.bidiGenerateContentSetup).toEqual({
-      model: "models/gemini-live-test",
+      model: "models/gemini-3.8-live",
       generationConfig: {
         responseModalities: ["AUDIO"],
-        speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName: "Kore" } }, languageCode: "de-DE" },
+        speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName: "Kore" } } },
       },
       systemInstruction: { parts: [{ text: "You are Parley." }], role: "user" },
       inputAudioTranscription: {},
       outputAudioTranscription: {},
+      // Calls past the ~10 min connection lifetime and the 15 min audio session limit survive.
+      sessionResumption: {},
+      contextWindowCompression: { slidingWindow: {} },
     })
     // No field mask: the whole setup comes from the token, whatever the client sends.
     expect(body.fieldMask).toBeUndefined()
+  })
+
+  test("a language code goes only to half-cascade models; native-audio models refuse it", async () => {
+    expect(takesLanguageCode("gemini-3.8-live")).toBe(false)
+    expect(takesLanguageCode("gemini-2.5-flash-native-audio-preview-12-2025")).toBe(false)
+    expect(takesLanguageCode("gemini-live-2.5-flash-preview")).toBe(true)
+    // The stand-in refuses it as the API does, so a caller that sent it anyway would see a 400.
+    const result = await run((gemini) => gemini.mintLiveToken({ ...tokenSpec, languageCode: "de-DE" }))
+    expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "GeminiEphemeralError", status: 400 })
+    expect(Either.isLeft(result) && result.left.message).toContain("language_code")
+  })
+
+  test("a model that is not a Live model is refused when the token is minted", async () => {
+    const result = await run((gemini) => gemini.mintLiveToken(tokenSpec), {
+      liveModel: "gemini-2.5-flash-native-audio-preview-09-2025",
+    })
+    expect(Either.isLeft(result) && result.left).toMatchObject({ status: 400 })
+    expect(Either.isLeft(result) && result.left.message).toContain("is not a Live API model")
   })
 
   test("the token expires with the ttl", async () => {
@@ -130,8 +150,9 @@ describe("Gemini ephemeral tokens", () => {
 
 describe("Gemini extraction", () => {
   test("returns schema-conforming JSON read off the user's lines", async () => {
-    const text = Either.getOrThrow(await run((gemini) => gemini.generateJson(extract)))
-    expect(JSON.parse(text)).toEqual({
+    const reply = Either.getOrThrow(await run((gemini) => gemini.generateJson(extract)))
+    expect(reply.finishReason).toBe("STOP")
+    expect(JSON.parse(reply.text)).toEqual({
       plan: "pro",
       seats: 25,
       renew: true,
@@ -141,7 +162,65 @@ describe("Gemini extraction", () => {
       tags: ["pro", "seats"],
     })
     const [request] = local.requests
-    expect(request).toMatchObject({ method: "generateContent", model: "gemini-extract-test", status: 200 })
+    // Pinned to v1beta, not the SDK's default v1.
+    expect(request).toMatchObject({
+      method: "generateContent",
+      version: "v1beta",
+      model: "gemini-3.5-flash",
+      status: 200,
+    })
+  })
+
+  test("a model the API does not serve is a 404, not retried", async () => {
+    for (const model of ["gemini-2.0-flash", "gemini-2.5-flash", "gemini-made-up"]) {
+      local.clear()
+      const result = await run((gemini) => gemini.generateJson({ ...extract, model }))
+      expect(Either.isLeft(result) && result.left).toMatchObject({ status: 404, retryable: false })
+      expect(Either.isLeft(result) && result.left.message).toContain(`models/${model} is not found`)
+      expect(local.requests).toHaveLength(1)
+    }
+  })
+
+  test("a schema the SDK refuses fails at once: nothing is sent, nothing retried", async () => {
+    for (const bad of [
+      { type: "object", properties: { a: { type: "null" } } },
+      { type: "object", properties: { a: { type: "string", anyOf: [{ type: "string" }] } } },
+    ]) {
+      const result = await run((gemini) => gemini.generateJson({ ...extract, responseSchema: bad }), {
+        extractionBudgetMs: 30_000,
+      })
+      expect(Either.isLeft(result) && result.left).toMatchObject({ retryable: false })
+      expect(Either.isLeft(result) && result.left.message).toContain("refused by the SDK before sending")
+    }
+    expect(local.requests).toHaveLength(0)
+  })
+
+  test("a schema the API refuses is a 400 naming the field, as the API words it", async () => {
+    const refused = async (schema: Record<string, unknown>) => {
+      local.clear()
+      const result = await run((gemini) => gemini.generateJson({ ...extract, responseSchema: schema }))
+      expect(local.requests).toHaveLength(1)
+      expect(Either.isLeft(result) && result.left).toMatchObject({ status: 400, retryable: false })
+      return Either.isLeft(result) ? result.left.message : ""
+    }
+    expect(await refused({ type: "object", properties: {} })).toContain(
+      "response_schema.properties: should be non-empty for OBJECT type",
+    )
+    expect(await refused({ type: "object", properties: { a: { type: "integer", enum: ["1"] } } })).toContain(
+      "].enum: only allowed for STRING type",
+    )
+    expect(await refused({ type: "object", properties: { a: { type: "string", enum: [1] } } })).toContain(
+      "].enum[0]: Invalid value (TYPE_STRING), 1",
+    )
+    expect(
+      await refused({ type: "object", properties: { a: { type: "string", properties: { b: {} } } } }),
+    ).toContain("].properties: only allowed for OBJECT type")
+    expect(
+      await refused({ type: "object", properties: { a: { type: "string" } }, required: ["a", "b"] }),
+    ).toContain("response_schema.required[1]: property is not defined")
+    expect(await refused({ type: "object", properties: { a: { type: "array" } } })).toContain(
+      "].items: missing field",
+    )
   })
 
   test("a 429 is retried and then succeeds", async () => {
@@ -195,9 +274,28 @@ describe("Gemini extraction", () => {
     hold.release()
   })
 
+  test("blocked and truncated replies are handed back with their reason, not retried", async () => {
+    local.inject({ method: "generateContent", blockReason: "PROHIBITED_CONTENT", times: 1 })
+    expect(Either.getOrThrow(await run((gemini) => gemini.generateJson(extract)))).toEqual({
+      text: "",
+      finishReason: undefined,
+      blockReason: "PROHIBITED_CONTENT",
+    })
+    local.inject({ method: "generateContent", finishReason: "SAFETY", times: 1 })
+    expect(Either.getOrThrow(await run((gemini) => gemini.generateJson(extract)))).toMatchObject({
+      text: "",
+      finishReason: "SAFETY",
+    })
+    local.inject({ method: "generateContent", finishReason: "MAX_TOKENS", times: 1 })
+    const cut = Either.getOrThrow(await run((gemini) => gemini.generateJson(extract)))
+    expect(cut.finishReason).toBe("MAX_TOKENS")
+    expect(() => JSON.parse(cut.text)).toThrow()
+    expect(local.requests).toHaveLength(3)
+  })
+
   test("malformed model output is handed back as-is", async () => {
     local.inject({ method: "generateContent", text: "Sure! Here you go: {plan: pro", times: 1 })
     const result = await run((gemini) => gemini.generateJson(extract))
-    expect(Either.getOrThrow(result)).toBe("Sure! Here you go: {plan: pro")
+    expect(Either.getOrThrow(result).text).toBe("Sure! Here you go: {plan: pro")
   })
 })

@@ -8,7 +8,14 @@ import { Agents } from "../src/Agents.ts"
 import { AppConfig } from "../src/Config.ts"
 import type { CreateAgent } from "../src/Domain/Agent.ts"
 import { AgentId, OrgId } from "../src/Domain/Ids.ts"
-import { Gemini, GeminiEphemeralError, GeminiExtractionError, type JsonRequest } from "../src/Gemini.ts"
+import {
+  Gemini,
+  GeminiEphemeralError,
+  GeminiExtractionError,
+  type JsonReply,
+  type JsonRequest,
+  type LiveTokenSpec,
+} from "../src/Gemini.ts"
 import { Lifecycle } from "../src/Lifecycle.ts"
 import { LiveKit, LiveKitError } from "../src/LiveKit.ts"
 import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
@@ -25,7 +32,9 @@ interface Fakes {
   roomFails?: boolean
   tokenFails?: boolean
   /** Replies of generateJson, in order; an Error means an upstream failure. */
-  replies?: Array<string | Error>
+  replies?: Array<string | JsonReply | Error>
+  /** GEMINI_LIVE_MODEL. */
+  liveModel?: string
 }
 
 /** The upstream fakes sleep on the clock: under the TestClock the test decides when they answer. */
@@ -37,6 +46,7 @@ const setup = (fakes: Fakes = {}) => {
     created: [] as string[],
     deleted: [] as string[],
     json: [] as JsonRequest[],
+    tokens: [] as LiveTokenSpec[],
   }
   const replies = [...(fakes.replies ?? [])]
   const livekit = Layer.succeed(LiveKit, {
@@ -55,8 +65,9 @@ const setup = (fakes: Fakes = {}) => {
     verifyWebhook: () => Effect.die("unused"),
   })
   const gemini = Layer.succeed(Gemini, {
-    mintLiveToken: () =>
+    mintLiveToken: (spec) =>
       Effect.sleep(fakes.tokenDelayMs ?? 0).pipe(
+        Effect.tap(() => void calls.tokens.push(spec)),
         Effect.zipRight(
           fakes.tokenFails
             ? Effect.fail(new GeminiEphemeralError({ message: "quota" }))
@@ -69,7 +80,7 @@ const setup = (fakes: Fakes = {}) => {
         const reply = replies.shift() ?? "{}"
         return reply instanceof Error
           ? Effect.fail(new GeminiExtractionError({ message: reply.message, retryable: false }))
-          : Effect.succeed(reply)
+          : Effect.succeed(typeof reply === "string" ? { text: reply, finishReason: "STOP" } : reply)
       }),
   })
   /** Session reads (`find`) the services make, counted. */
@@ -93,7 +104,12 @@ const setup = (fakes: Fakes = {}) => {
     Layer.provideMerge(Lifecycle.Live),
     Layer.provideMerge(Layer.mergeAll(Agents.Test, CompletionHub.Local)),
     Layer.provideMerge(Layer.mergeAll(livekit, gemini)),
-    Layer.provideMerge(AppConfig.layer({ sessionCompletionGraceSeconds: 0 })),
+    Layer.provideMerge(
+      AppConfig.layer({
+        sessionCompletionGraceSeconds: 0,
+        ...(fakes.liveModel ? { geminiLiveModel: fakes.liveModel } : {}),
+      }),
+    ),
     Layer.provide(logs.layer),
   )
   /** Runs a test with its own services, on the TestClock (it starts at 0 and moves only when told). */
@@ -177,6 +193,45 @@ describe("start", () => {
     })
     // expires_at = created_at + the default ttl of 600 s
     expect(result.session.expires_at).toBe(600)
+  })
+
+  test("the voice language: a speech-config tag for half-cascade models, an instruction rule for native audio", async () => {
+    const start = (liveModel: string) => {
+      const { calls, run } = setup({ liveModel })
+      return run(
+        Effect.gen(function* () {
+          const { orgId, agentId } = yield* tenantWithAgent({
+            ...agentInput,
+            language: "English",
+            voice: { language_code: "pt-br" },
+          })
+          const session = yield* (yield* Sessions).start(orgId, {
+            agent_id: agentId,
+            participant: { identity: "u" },
+          })
+          return { session, token: calls.tokens[0] }
+        }),
+      )
+    }
+    const halfCascade = await start("gemini-live-2.5-flash-preview")
+    expect(halfCascade.token.languageCode).toBe("pt-BR")
+    expect(halfCascade.session.system_instruction).not.toContain("Speak pt-BR")
+    const native = await start("gemini-3.8-live")
+    expect(native.token.languageCode).toBeUndefined()
+    expect(native.session.system_instruction).toContain(
+      "## Voice language\nSpeak pt-BR (BCP 47 language tag)",
+    )
+  })
+
+  test("a free-text language is never sent as a language code", async () => {
+    const { calls, run } = setup({ liveModel: "gemini-live-2.5-flash-preview" })
+    await run(
+      Effect.gen(function* () {
+        const { orgId, agentId } = yield* tenantWithAgent({ ...agentInput, language: "English" })
+        yield* (yield* Sessions).start(orgId, { agent_id: agentId, participant: { identity: "u" } })
+      }),
+    )
+    expect(calls.tokens[0].languageCode).toBeUndefined()
   })
 
   test("a failed token mint deletes the room it created and stores nothing", async () => {

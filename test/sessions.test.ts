@@ -169,10 +169,13 @@ describe("start", () => {
     expect(Date.parse(body.newSessionExpireTime as string) / 1000).toBeLessThanOrEqual(after + 901)
     const setup = liveSetup(body)
     expect(setup.model).toBe(`models/${DEFAULT_LIVE_MODEL}`)
+    // The default model is native audio: no language code (the agent's language is in the instruction).
     expect(setup.generationConfig).toEqual({
       responseModalities: ["AUDIO"],
-      speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName: "Puck" } }, languageCode: "en-US" },
+      speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName: "Puck" } } },
     })
+    expect(setup.sessionResumption).toEqual({})
+    expect(setup.contextWindowCompression).toEqual({ slidingWindow: {} })
     expect(setup.inputAudioTranscription).toEqual({})
     expect(setup.outputAudioTranscription).toEqual({})
     expect(setup.systemInstruction).toEqual({ parts: [{ text: instruction }], role: "user" })
@@ -229,16 +232,18 @@ describe("start", () => {
 
   test("the session voice overrides the agent's; otherwise the agent's voice is locked in", async () => {
     const { apiKey } = await s.newTenant()
-    const agentId = await createAgent(s, apiKey, { voice: { name: "Kore", language_code: "de-DE" } })
-    const voiceOf = () => (liveSetup(tokenRequests(s).at(-1)?.body).generationConfig as Json).speechConfig
+    const agentId = await createAgent(s, apiKey, { voice: { name: "Kore", language_code: "de-de" } })
+    const setupOf = () => liveSetup(tokenRequests(s).at(-1)?.body)
+    const voiceOf = () => (setupOf().generationConfig as Json).speechConfig
+    const instructionOf = () => JSON.stringify(setupOf().systemInstruction)
 
     expect(
       (await startSession(s, apiKey, { agent_id: agentId, participant: { identity: "a" } })).status,
     ).toBe(201)
-    expect(voiceOf()).toEqual({
-      voiceConfig: { prebuiltVoiceConfig: { voiceName: "Kore" } },
-      languageCode: "de-DE",
-    })
+    // A native-audio model takes no language code: the voice's language is a rule of the instruction,
+    // written as a canonical BCP 47 tag.
+    expect(voiceOf()).toEqual({ voiceConfig: { prebuiltVoiceConfig: { voiceName: "Kore" } } })
+    expect(instructionOf()).toContain("Speak de-DE (BCP 47 language tag) for the whole conversation")
 
     const overridden = await startSession(s, apiKey, {
       agent_id: agentId,
@@ -246,10 +251,10 @@ describe("start", () => {
       voice: { name: "Charon", language_code: "fr-FR" },
     })
     expect(overridden.status).toBe(201)
-    expect(voiceOf()).toEqual({
-      voiceConfig: { prebuiltVoiceConfig: { voiceName: "Charon" } },
-      languageCode: "fr-FR",
-    })
+    expect(voiceOf()).toEqual({ voiceConfig: { prebuiltVoiceConfig: { voiceName: "Charon" } } })
+    expect(instructionOf()).toContain("Speak fr-FR (BCP 47 language tag)")
+    expect(instructionOf()).not.toContain("Speak de-DE")
+    expect(data(overridden).system_instruction).toContain("Speak fr-FR")
 
     // A partial override keeps the agent's other voice setting.
     const nameOnly = await startSession(s, apiKey, {
@@ -258,10 +263,8 @@ describe("start", () => {
       voice: { name: "Leda" },
     })
     expect(nameOnly.status).toBe(201)
-    expect(voiceOf()).toEqual({
-      voiceConfig: { prebuiltVoiceConfig: { voiceName: "Leda" } },
-      languageCode: "de-DE",
-    })
+    expect(voiceOf()).toEqual({ voiceConfig: { prebuiltVoiceConfig: { voiceName: "Leda" } } })
+    expect(instructionOf()).toContain("Speak de-DE")
   })
 
   test("max_duration_seconds above the effective ttl is 400 before the agent is looked up", async () => {
@@ -657,7 +660,7 @@ describe("complete", () => {
   })
 
   const strictAgent = {
-    extraction_model: "gemini-test-extractor",
+    extraction_model: "gemini-3.5-flash",
     output_schema: { ignored: "text" },
     output_schema_strict: {
       type: "object",
@@ -684,7 +687,7 @@ describe("complete", () => {
     expect(typeof results.summary).toBe("string")
     expect(reply.body.extraction_warnings).toBeUndefined()
     const [request] = extractionRequests(s)
-    expect(request.model).toBe("gemini-test-extractor")
+    expect(request.model).toBe("gemini-3.5-flash")
     const schema = (request.body as { generationConfig: { responseSchema: Json } }).generationConfig
       .responseSchema
     expect(Object.keys(schema.properties as Json).sort()).toEqual(["rating", "summary"])
@@ -730,6 +733,37 @@ describe("complete", () => {
       metadata: { pi_extraction_warnings: warnings },
     })
   })
+
+  test.each([
+    [
+      { blockReason: "PROHIBITED_CONTENT" },
+      "Gemini blocked the extraction prompt (blockReason PROHIBITED_CONTENT)",
+    ],
+    [{ finishReason: "SAFETY" }, "Gemini stopped the extraction output (finishReason SAFETY)"],
+    [{ finishReason: "RECITATION" }, "Gemini stopped the extraction output (finishReason RECITATION)"],
+    [{ finishReason: "MAX_TOKENS" }, "cut off at the model's output token limit (finishReason MAX_TOKENS)"],
+  ])(
+    "blocked or truncated output (%o) is reported as such, once, not asked again",
+    async (fault, warning) => {
+      const { apiKey, sessionId } = await activeSession(s, strictAgent)
+      s.gemini.inject({ method: "generateContent", ...fault, times: 1 })
+      const reply = await completeSession(s, apiKey, sessionId, ratingTranscript)
+      expect(reply.status).toBe(200)
+      expect(reply.body.status).toBe("completed")
+      expect(reply.body.results).toEqual({})
+      const warnings = reply.body.extraction_warnings as Array<string>
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain(warning)
+      expect(warnings[0]).not.toContain("not valid JSON")
+      expect(extractionRequests(s)).toHaveLength(1)
+      expect(await sessionRow(s, sessionId)).toMatchObject({
+        status: "completed",
+        results: {},
+        error_log: [],
+        metadata: { pi_extraction_warnings: warnings },
+      })
+    },
+  )
 
   test("output that is not JSON once, then valid → the valid results", async () => {
     const { apiKey, sessionId } = await activeSession(s, strictAgent)
@@ -819,6 +853,21 @@ describe("complete", () => {
     const again = await completeSession(s, apiKey, sessionId, ratingTranscript)
     expect(again.status).toBe(409)
     expect(error(again).code).toBe("voice_session_not_active")
+  })
+
+  test("an extraction model the API does not serve → failed after one call (404 is not retried)", async () => {
+    const { apiKey, sessionId } = await activeSession(s, {
+      ...strictAgent,
+      extraction_model: "gemini-2.5-flash",
+    })
+    const reply = await completeSession(s, apiKey, sessionId, ratingTranscript)
+    expect(reply.status).toBe(502)
+    expect(extractionRequests(s).map((r) => [r.version, r.model, r.status])).toEqual([
+      ["v1beta", "gemini-2.5-flash", 404],
+    ])
+    const row = await sessionRow(s, sessionId)
+    expect(row?.status).toBe("failed")
+    expect(row?.error_log[0].message).toContain("models/gemini-2.5-flash is not found")
   })
 
   test("completing twice → 409 voice_session_not_active and nothing changes", async () => {

@@ -38,7 +38,7 @@ describe("UpstreamsLive", () => {
           ttlSeconds: 60,
         })
         const json = yield* gemini.generateJson({
-          model: "gemini-2.5-flash",
+          model: "gemini-3.5-flash-lite",
           prompt: "user: I would rate it 4 out of 5",
           responseSchema: { type: "object", properties: { rating: { type: "number", nullable: true } } },
         })
@@ -53,7 +53,7 @@ describe("UpstreamsLive", () => {
     expect(result.jwt.split(".")).toHaveLength(3)
     expect(result.live.token).toStartWith("auth_tokens/")
     expect(result.live.url).toStartWith("ws://127.0.0.1:")
-    expect(JSON.parse(result.json)).toEqual({ rating: 4 })
+    expect(JSON.parse(result.json.text)).toEqual({ rating: 4 })
     expect(result.event).toMatchObject({ event: "room_finished", room: { name: "voice_x" } })
     expect(logs.filter((line) => line.includes("local LiveKit upstream at http://127.0.0.1:"))).toHaveLength(
       1,

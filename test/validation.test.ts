@@ -450,8 +450,11 @@ describe("output_schema_strict", () => {
       { type: "object", properties: { a: { anyOf: [{ type: "string" }, { const: 1 }] } } },
       "properties.a.anyOf[1].const: keyword is not supported by Gemini structured output",
     ],
-    [{ type: "object", properties: [] }, "properties: must be an object"],
-    [{ type: "object", properties: { a: { anyOf: {} } } }, "properties.a.anyOf: must be an array"],
+    [{ type: "object", properties: [] }, 'properties: must name at least one property when type is "object"'],
+    [
+      { type: "object", properties: { a: { anyOf: {} } } },
+      "properties.a.anyOf: must be a non-empty list of schemas",
+    ],
     [{ type: "object", properties: { a: "string" } }, "properties.a: must be a JSON Schema object"],
     [
       { type: "object", properties: { a: { type: "string", nullable: "yes" } } },
@@ -477,19 +480,89 @@ describe("output_schema_strict", () => {
 
   test("schemas that do not compile are rejected", () => {
     for (const schema of [
-      { type: "object", properties: { a: { type: 5 } } },
-      { type: "object", properties: { a: { type: "strin" } } },
-      { type: "object", required: "a" },
-      { type: "object", properties: { a: { type: "string", enum: "x" } } },
       { type: "object", properties: { a: { type: "number", minimum: "0" } } },
+      { type: "object", properties: { a: { type: "array", items: { type: "string" }, minItems: -1 } } },
     ])
       expect(strictSchemaProblem(schema)).toStartWith("is not a valid JSON Schema:")
   })
 
+  // What the Gemini API answers 400 for, and what @google/genai refuses before sending: caught when
+  // the agent is saved, not when every extraction of it fails.
+  const props = (a: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    type: "object",
+    properties: { a },
+    ...extra,
+  })
+  test.each([
+    [{ type: "object" }, 'properties: must name at least one property when type is "object"'],
+    [{ type: "object", properties: {} }, 'properties: must name at least one property when type is "object"'],
+    [
+      props({ type: "object", properties: {} }),
+      'properties.a.properties: must name at least one property when type is "object"',
+    ],
+    [props({ type: "integer", enum: [1, 2] }), 'properties.a.enum: only allowed when type is "string"'],
+    [props({ type: "string", enum: [1, 2] }), "properties.a.enum: must be a non-empty list of strings"],
+    [props({ type: "string", enum: [] }), "properties.a.enum: must be a non-empty list of strings"],
+    [props({ type: "string", enum: "x" }), "properties.a.enum: must be a non-empty list of strings"],
+    [
+      props({ type: "string", properties: { b: { type: "string" } } }),
+      'properties.a.properties: only allowed when type is "object"',
+    ],
+    [
+      props({ type: "array", items: { type: "string" }, required: ["b"] }),
+      'properties.a.required: only allowed when type is "object"',
+    ],
+    [
+      props({ type: "string", items: { type: "string" } }),
+      'properties.a.items: only allowed when type is "array"',
+    ],
+    [
+      props({ type: "string", minimum: 1 }),
+      'properties.a.minimum: only allowed when type is "number" or "integer"',
+    ],
+    [props({ type: "array" }), 'properties.a.items: is required when type is "array"'],
+    [props({ type: "null" }), 'properties.a.type: "null" cannot be the only type; use nullable: true'],
+    [
+      props({ type: "strin" }),
+      'properties.a.type: must be one of "string" or "number" or "integer" or "boolean" or "array" or "object"',
+    ],
+    [
+      props({ type: 5 }),
+      'properties.a.type: must be one of "string" or "number" or "integer" or "boolean" or "array" or "object"',
+    ],
+    [props({ type: ["string", "number"] }), 'properties.a.type: a list of types must be one type and "null"'],
+    [props({ description: "no type" }), "properties.a: type is required"],
+    [
+      props({ type: "string", anyOf: [{ type: "string" }, { type: "number" }] }),
+      "properties.a: type and anyOf cannot both be set",
+    ],
+    [props({ anyOf: [] }), "properties.a.anyOf: must be a non-empty list of schemas"],
+    [
+      props({ type: "string", format: "email" }),
+      'properties.a.format: must be "enum" or "date" or "date-time" for type "string"',
+    ],
+    [props({ type: "boolean", format: "date" }), 'properties.a.format: not supported for type "boolean"'],
+    [props({ type: "string" }, { required: ["b"] }), 'required: "b" is not one of the properties'],
+    [props({ type: "string" }, { required: "a" }), "required: must be a list of property names"],
+    [
+      props({ type: "string" }, { propertyOrdering: ["a", "c"] }),
+      'propertyOrdering: "c" is not one of the properties',
+    ],
+  ])("the Gemini subset: %o → %s", (schema, message) => {
+    expect(strictSchemaProblem(schema)).toBe(message)
+  })
+
+  test("JSON Schema's spellings of 'or null' are accepted (the SDK turns them into nullable)", () => {
+    expect(strictSchemaProblem(props({ type: ["string", "null"] }))).toBeUndefined()
+    expect(strictSchemaProblem(props({ anyOf: [{ type: "null" }, { type: "integer" }] }))).toBeUndefined()
+    expect(violations(props({ type: ["string", "null"] }, { required: ["a"] }), { a: null })).toEqual([])
+  })
+
   test("serialized at most 48000 characters", () => {
+    const shell = { type: "object", properties: { a: { type: "string" } } }
     const sized = (n: number) => ({
-      type: "object",
-      description: s(n - JSON.stringify({ type: "object", description: "" }).length),
+      ...shell,
+      description: s(n - JSON.stringify({ ...shell, description: "" }).length),
     })
     ok(OutputSchemaStrict, sized(48_000))
     expect(first(OutputSchemaStrict, sized(48_001)).message).toBe(

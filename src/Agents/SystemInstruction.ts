@@ -160,11 +160,20 @@ const sortKeys = (_key: string, value: unknown): unknown =>
 const safeJson = (value: unknown, indent?: number): string =>
   JSON.stringify(value, sortKeys, indent).replace(/</g, "\\u003c").replace(/>/g, "\\u003e")
 
+/**
+ * The agent's instruction for one session: `language` (a voice language code the Live model cannot
+ * take in its speech config) as a spoken-language rule, then the caller's name and context as data.
+ */
 export const sessionInstruction = (
-  base: string,
+  agentInstruction: string,
   participant: { readonly name?: string | undefined },
   context: Readonly<Record<string, unknown>> | null | undefined,
+  language?: string,
 ): string => {
+  const base =
+    language === undefined
+      ? agentInstruction
+      : `${agentInstruction}\n\n${section("Voice language", [`Speak ${language} (BCP 47 language tag) for the whole conversation, whatever language is named above.`])}`
   const name = text(participant.name)
   const hasContext = context != null && Object.keys(context).length > 0
   if (name === undefined && !hasContext) return base

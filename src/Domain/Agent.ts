@@ -109,11 +109,23 @@ export const VoiceName = OneOf(...VOICES).annotations({
   }),
 })
 
+const LANGUAGE_TAG = /^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8}){0,3}$/
+
+/** `text` as a canonical BCP 47 tag ("en-us" → "en-US"), or undefined when it is not one ("English"). */
+export const languageTag = (text: string): string | undefined => {
+  if (!LANGUAGE_TAG.test(text)) return undefined
+  try {
+    return Intl.getCanonicalLocales(text)[0]
+  } catch {
+    return undefined
+  }
+}
+
 export const Voice = Schema.Struct({
   name: optional(VoiceName),
   language_code: optional(
     Str.pipe(
-      Schema.pattern(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8}){0,3}$/, {
+      Schema.pattern(LANGUAGE_TAG, {
         message: () => 'must be a BCP 47 language tag such as "en-US"',
       }),
     ),

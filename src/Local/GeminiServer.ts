@@ -2,11 +2,13 @@
  * A loopback stand-in for the Gemini REST API: ephemeral auth tokens and generateContent, on the
  * paths and in the shapes `@google/genai` uses. Extraction replies are deterministic, conform to
  * the request's response schema and are read off the user's lines in the prompt (lines such as
- * `user: ...`, or `{"role":"user","text":...}` entries). Faults are injectable for tests.
+ * `user: ...`, or `{"role":"user","text":...}` entries). It refuses what the real API refuses for
+ * these calls (GeminiRules.ts). Faults, blocked and truncated replies are injectable for tests.
  */
 import { randomBytes } from "node:crypto"
 import { Effect } from "effect"
 import { faultQueue, type Hold } from "./Faults.ts"
+import { GENERATE_MODELS, modelNotFound, schemaProblem, tokenProblem, VERSIONS } from "./GeminiRules.ts"
 
 export type GeminiMethod = "auth_tokens" | "generateContent"
 
@@ -23,6 +25,10 @@ export interface GeminiFault {
   readonly body?: string | undefined
   /** A well-formed generateContent reply whose candidate text is this (e.g. not JSON). */
   readonly text?: string | undefined
+  /** A generateContent reply whose candidate stopped for this reason: `SAFETY` (no text), `MAX_TOKENS` (cut-off text), … */
+  readonly finishReason?: string | undefined
+  /** A generateContent reply with no candidate, the prompt blocked for this reason (`SAFETY`, `PROHIBITED_CONTENT`, …). */
+  readonly blockReason?: string | undefined
   /** How many requests the fault applies to; unlimited when unset. */
   readonly times?: number | undefined
 }
@@ -298,17 +304,51 @@ const replyText = (body: Json) => {
   return config.responseMimeType === "application/json" ? "{}" : lines.join(" | ")
 }
 
-const candidateResponse = (model: string, text: string) =>
-  Response.json({
-    candidates: [{ content: { parts: [{ text }], role: "model" }, finishReason: "STOP", index: 0 }],
-    usageMetadata: {
-      promptTokenCount: 1,
-      candidatesTokenCount: Math.ceil(text.length / 4),
-      totalTokenCount: 1 + Math.ceil(text.length / 4),
-    },
+const usage = (text: string) => ({
+  promptTokenCount: 1,
+  candidatesTokenCount: Math.ceil(text.length / 4),
+  totalTokenCount: 1 + Math.ceil(text.length / 4),
+})
+
+const candidateResponse = (model: string, text: string, finishReason = "STOP") => {
+  // A filtered candidate has no parts; a truncated one has the text so far.
+  const cut = finishReason === "MAX_TOKENS" ? text.slice(0, Math.ceil(text.length / 2)) : text
+  const parts = finishReason === "STOP" || finishReason === "MAX_TOKENS" ? [{ text: cut }] : []
+  return Response.json({
+    candidates: [{ content: { parts, role: "model" }, finishReason, index: 0 }],
+    usageMetadata: usage(cut),
     modelVersion: model,
     responseId: randomBytes(8).toString("base64url"),
   })
+}
+
+/** A blocked prompt: no `candidates` at all, only `promptFeedback` (API reference, PromptFeedback). */
+const blockedResponse = (model: string, blockReason: string) =>
+  Response.json({
+    promptFeedback: { blockReason, safetyRatings: [] },
+    usageMetadata: { promptTokenCount: 1, totalTokenCount: 1 },
+    modelVersion: model,
+    responseId: randomBytes(8).toString("base64url"),
+  })
+
+/** The real API's refusal of the request, or undefined: a version the method is not on, an unknown model, a schema or token it rejects. */
+const refusal = (method: GeminiMethod, version: string, model: string | undefined, body: Json) => {
+  if (!(VERSIONS[method] as ReadonlyArray<string>).includes(version))
+    return googleError(404, `${method} is not available in API version ${version}`)
+  if (method === "auth_tokens") {
+    const problem = tokenProblem(body, Date.now())
+    return problem ? googleError(400, `* CreateAuthTokenRequest.auth_token.${problem}\n`) : undefined
+  }
+  if (model === undefined || !GENERATE_MODELS.has(model))
+    return googleError(404, modelNotFound(model ?? "", version))
+  const config = isObject(body.generationConfig) ? body.generationConfig : {}
+  if (config.responseSchema === undefined) return undefined
+  const problem = schemaProblem(
+    config.responseSchema,
+    "GenerateContentRequest.generation_config.response_schema",
+  )
+  return problem ? googleError(400, `* ${problem}\n`) : undefined
+}
 
 const route = (path: string): { method: GeminiMethod | "unknown"; version: string; model?: string } => {
   const token = /^\/([^/]+)\/auth_tokens$/.exec(path)
@@ -340,13 +380,14 @@ export const startLocalGemini = (options: { readonly apiKey?: string | undefined
     if (!key) return googleError(401, "Method doesn't allow unregistered callers")
     if (key !== apiKey) return googleError(403, "API key not valid")
     if (!isObject(body)) return googleError(400, "Invalid JSON payload")
+    const refused = refusal(method, version, model, body)
+    if (refused) return refused
     if (method === "auth_tokens") {
-      // Ephemeral tokens exist only in v1alpha.
-      if (version !== "v1alpha") return googleError(404, `auth_tokens is not available in ${version}`)
       const { bidiGenerateContentSetup: _setup, fieldMask: _mask, ...echoed } = body
       return Response.json({ name: `auth_tokens/${randomBytes(24).toString("base64url")}`, ...echoed })
     }
-    return candidateResponse(model ?? "", fault?.text ?? replyText(body))
+    if (fault?.blockReason) return blockedResponse(model ?? "", fault.blockReason)
+    return candidateResponse(model ?? "", fault?.text ?? replyText(body), fault?.finishReason)
   }
 
   const server = Bun.serve({

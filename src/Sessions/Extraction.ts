@@ -3,7 +3,7 @@ import { AppConfig } from "../Config.ts"
 import { type Agent, enumOptions } from "../Domain/Agent.ts"
 import { violations } from "../Domain/JsonSchema.ts"
 import type { TranscriptEntry } from "../Domain/Session.ts"
-import { EXTRACTION_BUDGET_MS, Gemini, GeminiExtractionError } from "../Gemini.ts"
+import { EXTRACTION_BUDGET_MS, Gemini, GeminiExtractionError, type JsonReply } from "../Gemini.ts"
 
 export interface Extracted {
   readonly results: Readonly<Record<string, unknown>>
@@ -76,9 +76,24 @@ const parseObject = (text: string): Option.Option<Record<string, unknown>> => {
 }
 
 /**
+ * Why a reply has no usable output when the model did not simply finish: a blocked prompt, or a
+ * candidate stopped by a filter (SAFETY, RECITATION, …) or cut off (MAX_TOKENS). Asking again would
+ * get the same answer, so such a reply is reported as what it is and not asked for again.
+ */
+const notFinished = (reply: JsonReply): string | undefined => {
+  if (reply.blockReason !== undefined && reply.blockReason !== "BLOCKED_REASON_UNSPECIFIED")
+    return `Gemini blocked the extraction prompt (blockReason ${reply.blockReason}); results are empty`
+  if (reply.finishReason === undefined || reply.finishReason === "STOP") return undefined
+  if (reply.finishReason === "MAX_TOKENS")
+    return "extraction output was cut off at the model's output token limit (finishReason MAX_TOKENS); results are empty"
+  return `Gemini stopped the extraction output (finishReason ${reply.finishReason}); results are empty`
+}
+
+/**
  * The post-call pass of SPEC §6: strict schema → constrained JSON; hints → generated schema with the
  * questions in the prompt; neither → a transcript summary without any model call. Output that is not
- * a JSON object is asked for once more, then recorded as `{}` with a warning. Upstream failures
+ * a JSON object is asked for once more, then recorded as `{}` with a warning; blocked or truncated
+ * output is recorded as `{}` with a warning that says so, without asking again. Upstream failures
  * (after the Gemini service's own bounded retries) are the caller's to record.
  */
 export const extract = (agent: Agent, transcript: ReadonlyArray<TranscriptEntry>) =>
@@ -96,9 +111,11 @@ export const extract = (agent: Agent, transcript: ReadonlyArray<TranscriptEntry>
       prompt: prompt(agent, transcript),
       responseSchema: schema,
     }
-    const ask = Effect.map(gemini.generateJson(request), parseObject)
-    const parsed = yield* Effect.flatMap(ask, (first) =>
-      Option.isSome(first) ? Effect.succeed(first) : ask,
+    const ask = gemini.generateJson(request)
+    const reply = yield* Effect.flatMap(ask, (first) =>
+      notFinished(first) !== undefined || Option.isSome(parseObject(first.text))
+        ? Effect.succeed(first)
+        : ask,
     ).pipe(
       // the retry for unparseable output shares the one budget
       Effect.timeoutFail({
@@ -110,6 +127,9 @@ export const extract = (agent: Agent, transcript: ReadonlyArray<TranscriptEntry>
           }),
       }),
     )
+    const stopped = notFinished(reply)
+    if (stopped !== undefined) return { results: {}, warnings: [stopped] }
+    const parsed = parseObject(reply.text)
     if (Option.isNone(parsed))
       return {
         results: {},
