@@ -299,3 +299,57 @@ describe("Gemini extraction", () => {
     expect(Either.getOrThrow(result).text).toBe("Sure! Here you go: {plan: pro")
   })
 })
+
+describe("the local Gemini refuses what the real API refuses", () => {
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${local.url}${path}`, {
+      method: "POST",
+      headers: { "x-goog-api-key": local.apiKey, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    })
+    return {
+      status: res.status,
+      message: ((await res.json()) as { error?: { message: string } }).error?.message,
+    }
+  }
+  const setup = (overrides: Record<string, unknown> = {}, generation: Record<string, unknown> = {}) => ({
+    uses: 1,
+    expireTime: new Date(Date.now() + 600_000).toISOString(),
+    bidiGenerateContentSetup: {
+      model: "models/gemini-3.8-live",
+      generationConfig: { responseModalities: ["AUDIO"], ...generation },
+      ...overrides,
+    },
+  })
+  const generate = { contents: [{ role: "user", parts: [{ text: "user: hi" }] }] }
+
+  test("each method on its API versions only", async () => {
+    expect((await post("/v1alpha/auth_tokens", setup())).status).toBe(200)
+    expect((await post("/v1beta/auth_tokens", setup())).status).toBe(404)
+    expect((await post("/v1/models/gemini-3.8-flash:generateContent", generate)).status).toBe(200)
+    expect((await post("/v1beta/models/gemini-3.8-flash:generateContent", generate)).status).toBe(200)
+    expect((await post("/v1alpha/models/gemini-3.8-flash:generateContent", generate)).status).toBe(404)
+    // A Live model does not serve generateContent.
+    expect((await post("/v1beta/models/gemini-3.8-live:generateContent", generate)).status).toBe(404)
+  })
+
+  test("token constraints", async () => {
+    const refused = async (body: unknown, text: string) => {
+      const reply = await post("/v1alpha/auth_tokens", body)
+      expect(reply.status).toBe(400)
+      expect(reply.message).toContain(text)
+    }
+    await refused({ ...setup(), uses: -1 }, "uses")
+    await refused({ ...setup(), expireTime: new Date(Date.now() + 21 * 3_600_000).toISOString() }, "20 hours")
+    await refused({ ...setup(), newSessionExpireTime: new Date(Date.now() - 1000).toISOString() }, "future")
+    await refused(setup({}, { responseModalities: ["AUDIO", "TEXT"] }), "only one response modality")
+    await refused(setup({}, { thinkingConfig: { thinkingLevel: "LOW" } }), "thinking_level")
+    await refused(setup({}, { enableAffectiveDialog: true }), "enable_affective_dialog")
+    await refused(setup({ proactivity: { proactiveAudio: false } }), "proactive_audio")
+    await refused(
+      setup({ contextWindowCompression: { triggerTokens: "1000", slidingWindow: { targetTokens: "2000" } } }),
+      "target_tokens",
+    )
+    await refused(setup({ model: "models/gemini-live-2.5-flash-preview" }), "is not a Live API model")
+  })
+})
