@@ -51,7 +51,11 @@ const make = Effect.gen(function* () {
   const topic = (orgId: OrgId, id: AgentId) => agentTopic(orgId, id.toLowerCase())
   /** Cached; the statements that change an agent notify every instance, this one drops it at once. */
   const find = (orgId: OrgId, id: AgentId) =>
-    caches.agents.through(topic(orgId, id), repo.find({ orgId, id }))
+    // suspended: building the query effect costs more than a cache hit
+    caches.agents.through(
+      topic(orgId, id),
+      Effect.suspend(() => repo.find({ orgId, id })),
+    )
   const changed =
     (orgId: OrgId, id: AgentId) =>
     <A, E, R>(self: Effect.Effect<A, E, R>) =>

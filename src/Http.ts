@@ -8,7 +8,7 @@ import {
 } from "@effect/platform"
 import { Cause, Effect, FiberRef, LogLevel, Option } from "effect"
 import type { ApiKeys } from "./Auth/ApiKeys.ts"
-import { Authentication, authenticate, authenticateAdmin } from "./Auth/Middleware.ts"
+import { authenticate, authenticateAdmin, CurrentAuthentication } from "./Auth/Middleware.ts"
 import { AppConfig } from "./Config.ts"
 import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
@@ -45,6 +45,14 @@ const notRouted = Effect.gen(function* () {
   return yield* failure
 })
 
+/** The path of a request URL (absolute, or only path and query), without parsing a URL. */
+const pathOf = (url: string) => {
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2)
+  if (start < 0) return "/"
+  const end = url.indexOf("?", start)
+  return url.slice(start, end < 0 ? undefined : end)
+}
+
 const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) && u._tag === "RequestError"
 
 /**
@@ -63,8 +71,7 @@ const mapFailures = (
       })
     }
     const { maxBodyBytes, bodyTimeoutMs, adminToken } = yield* AppConfig
-    const url = new URL(request.url, "http://localhost")
-    const pathname = url.pathname
+    const pathname = pathOf(request.url)
     // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
     const allowed = allowedMethods(pathname, Option.isSome(adminToken))
     if (allowed.length === 0) return yield* app
@@ -81,19 +88,17 @@ const mapFailures = (
     const { auth, bounded } = yield* hasBody(request)
       ? Effect.tapError(prepared, () => closeConnection)
       : prepared
-    const served = Effect.provideService(
-      app,
-      HttpServerRequest.HttpServerRequest,
-      asJsonBody(bounded, pathname),
-    )
+    const body = asJsonBody(bounded, pathname)
+    // each provideService copies the whole context: only when the request did change
+    const served =
+      body === request ? app : Effect.provideService(app, HttpServerRequest.HttpServerRequest, body)
     if (auth === undefined) return yield* served
-    const limited =
-      request.method === "GET" &&
-      SESSION_PATH.test(pathname) &&
-      url.searchParams.get("wait_for_completion") === "true"
-        ? Effect.flatMap(Limits, (limits) => limits.longPoll(auth.keyHash, served))
-        : served
-    return yield* Effect.provideService(limited, Authentication, auth)
+    yield* FiberRef.set(CurrentAuthentication, Option.some(auth))
+    return yield* request.method === "GET" &&
+    SESSION_PATH.test(pathname) &&
+    new URL(request.url, "http://localhost").searchParams.get("wait_for_completion") === "true"
+      ? Effect.flatMap(Limits, (limits) => limits.longPoll(auth.keyHash, served))
+      : served
   }).pipe(
     Effect.catchAllCause((cause) => {
       if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
@@ -129,10 +134,14 @@ const respond = (app: HttpApp.Default): HttpApp.Default =>
     const request = yield* HttpServerRequest.HttpServerRequest
     const requestId = requestIdFrom(request.headers["x-request-id"])
     const started = performance.now()
+    // Set, not `Effect.locally`: the request has a fiber of its own, which ends with it.
+    yield* FiberRef.set(CurrentRequestId, requestId)
+    // The response is sent inside `app` (and a failure becomes one there): a pre-response handler
+    // is the only way onto it.
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
       Effect.succeed(HttpServerResponse.setHeader(response, "x-request-id", requestId)),
     )
-    const response = yield* Effect.locally(app, CurrentRequestId, requestId)
+    const response = yield* app
     // the log line's fields cost more than the rest of a cached read: built only if it is written
     if (LogLevel.lessThan(LogLevel.Info, yield* FiberRef.get(FiberRef.currentMinimumLogLevel)))
       return response
@@ -140,7 +149,7 @@ const respond = (app: HttpApp.Default): HttpApp.Default =>
       Effect.annotateLogs({
         request_id: requestId,
         method: request.method,
-        path: new URL(request.url, "http://localhost").pathname,
+        path: pathOf(request.url),
         status: response.status,
         latency_ms: Math.round(performance.now() - started),
       }),

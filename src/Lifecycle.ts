@@ -25,21 +25,51 @@ export interface LifecycleService {
   readonly drain: Effect.Effect<void>
 }
 
+/**
+ * The request fibers in flight: a plain set and the fiber's own exit observer (a FiberSet costs a
+ * request ~10 % of its CPU on the hot read path), interrupted when the scope closes.
+ */
+const requestSet = Effect.gen(function* () {
+  const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  const idle = new Set<() => void>()
+  yield* Effect.addFinalizer(() => Fiber.interruptAll([...fibers]))
+  return {
+    add: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+      fibers.add(fiber)
+      fiber.addObserver(() => {
+        fibers.delete(fiber)
+        if (fibers.size > 0) return
+        for (const wake of idle) wake()
+        idle.clear()
+      })
+    },
+    awaitEmpty: Effect.async<void>((resume) => {
+      if (fibers.size === 0) return resume(Effect.void)
+      const wake = () => resume(Effect.void)
+      idle.add(wake)
+      return Effect.sync(() => void idle.delete(wake))
+    }),
+  }
+})
+
 const make = Effect.gen(function* () {
   const hub = yield* CompletionHub
-  // Closing the layer's scope interrupts whatever is left in either set (after the drain's timeout).
-  const requests = yield* FiberSet.make()
+  // Closing the layer's scope interrupts whatever is left of either (after the drain's timeout).
+  const requests = yield* requestSet
   const work = yield* FiberSet.make()
   const draining = yield* Ref.make(false)
 
   const beginDraining = Effect.zipRight(Ref.set(draining, true), hub.close)
   // Requests first: the detached work of a request whose client has gone is in `work` by then.
-  const idle = Effect.zipRight(FiberSet.awaitEmpty(requests), FiberSet.awaitEmpty(work))
+  const idle = Effect.zipRight(requests.awaitEmpty, FiberSet.awaitEmpty(work))
 
   const service: LifecycleService = {
     detached: (self) => Effect.flatMap(FiberSet.run(work, self), Fiber.join),
     inFlight: (self) =>
-      Effect.withFiberRuntime((fiber) => Effect.zipRight(FiberSet.add(requests, fiber), self)),
+      Effect.withFiberRuntime((fiber) => {
+        requests.add(fiber)
+        return self
+      }),
     draining: Ref.get(draining),
     beginDraining,
     idle,

@@ -42,6 +42,8 @@ const make = Effect.gen(function* () {
   const config = yield* AppConfig
   const buckets = boundedMap<{ tokens: number; at: number }>()
   const failures = boundedMap<{ count: number; since: number }>()
+  /** Addresses at their limit, until their window ends: while none is, no address needs looking up. */
+  const blocked = new Map<string, number>() // bounded by `failures`: set only for addresses in it
   const longPolls = new Map<string, number>() // only keys with a long-poll open: bounded by them
 
   /** The current window of `address`'s failed authentications (none once it has passed). */
@@ -54,21 +56,30 @@ const make = Effect.gen(function* () {
    * Refuses every authenticated request from an address that has failed authentication too often in
    * the current window, even with a valid key: answering it normally would tell a guesser it hit one.
    */
-  const checkAddress = (address: string) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const entry = window(address, now)
-      return entry !== undefined && entry.count >= config.failedAuthPerAddress
-        ? rateLimited(
-            "Too many failed authentications from this address; retry later.",
-            entry.since + FAILED_AUTH_WINDOW_MS - now,
-          )
-        : Effect.void
-    })
+  const checkAddress = (address: string | (() => string)) =>
+    // The client's address costs a lookup of its own (Bun's requestIP): only taken when some is blocked.
+    blocked.size === 0
+      ? Effect.void
+      : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const key = typeof address === "string" ? address : address()
+          const until = blocked.get(key)
+          if (until === undefined) return Effect.void
+          if (until <= now) {
+            blocked.delete(key)
+            return Effect.void
+          }
+          return rateLimited("Too many failed authentications from this address; retry later.", until - now)
+        })
 
   const failedAuth = (address: string) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
       const entry = window(address, now)
-      failures.set(address, { count: (entry?.count ?? 0) + 1, since: entry?.since ?? now })
+      const next = { count: (entry?.count ?? 0) + 1, since: entry?.since ?? now }
+      failures.set(address, next)
+      if (next.count >= config.failedAuthPerAddress) {
+        if (blocked.size >= MAX_TRACKED) blocked.delete(blocked.keys().next().value as string)
+        blocked.set(address, next.since + FAILED_AUTH_WINDOW_MS)
+      }
     })
 
   /** One request of `key`'s token bucket: `requestRatePerKey` a second, bursts up to `requestBurstPerKey`. */

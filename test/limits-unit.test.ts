@@ -48,12 +48,22 @@ describe("failed authentications per address", () => {
     run(
       Effect.gen(function* () {
         const limits = yield* Limits
+        // While no address is blocked, none is looked up (Bun's requestIP is not free).
+        const lookups = { count: 0 }
+        const lazy = () => {
+          lookups.count++
+          return "10.0.0.1"
+        }
+        yield* limits.checkAddress(lazy)
+        expect(lookups.count).toBe(0)
         for (let i = 0; i < 3; i++) {
           yield* limits.checkAddress("10.0.0.1")
           yield* limits.failedAuth("10.0.0.1")
         }
         expect((yield* Effect.either(limits.checkAddress("10.0.0.1")))._tag).toBe("Left")
         expect((yield* Effect.either(limits.checkAddress("10.0.0.2")))._tag).toBe("Right")
+        expect((yield* Effect.either(limits.checkAddress(lazy)))._tag).toBe("Left")
+        expect(lookups.count).toBe(1)
         yield* TestClock.adjust("59 seconds")
         expect((yield* Effect.either(limits.checkAddress("10.0.0.1")))._tag).toBe("Left")
         yield* TestClock.adjust("1 second")

@@ -8,7 +8,7 @@ import { AuthRepo } from "./Repo.ts"
 const KEY_PREFIX = "pk_live_"
 
 /** Only this digest of a key is stored; the key itself is shown once. */
-export const hashKey = (key: string): string => new Bun.CryptoHasher("sha256").update(key).digest("hex")
+export const hashKey = (key: string): string => Bun.SHA256.hash(key, "hex")
 
 const make = Effect.gen(function* () {
   const repo = yield* AuthRepo
@@ -51,7 +51,10 @@ const make = Effect.gen(function* () {
   /** `hash` is `hashKey(apiKey)`, passed in when the caller has it already (it keys rate limits too). */
   const authenticate = (apiKey: string, hash = hashKey(apiKey)) =>
     apiKey.startsWith(KEY_PREFIX)
-      ? caches.apiKeys.through(hash, repo.orgForKeyHash(hash))
+      ? caches.apiKeys.through(
+          hash,
+          Effect.suspend(() => repo.orgForKeyHash(hash)),
+        )
       : Effect.succeed(Option.none<OrgId>())
 
   return {

@@ -18,6 +18,22 @@ export const randomBase62 = (length: number): string => {
   return out
 }
 
+/** CSPRNG bytes drawn in blocks: one `getRandomValues` per ~170 request ids, not one per id. */
+const pool = { bytes: new Uint8Array(4096), next: 4096 }
+
+const pooledBase62 = (length: number): string => {
+  let out = ""
+  while (out.length < length) {
+    if (pool.next === pool.bytes.length) {
+      crypto.getRandomValues(pool.bytes)
+      pool.next = 0
+    }
+    const byte = pool.bytes[pool.next++]
+    if (byte < 248) out += BASE62[byte % 62]
+  }
+  return out
+}
+
 /** Echo a caller's id when it is short and safe, else mint `req_…`. */
 export const requestIdFrom = (incoming: string | undefined): string =>
-  incoming !== undefined && SAFE_ID.test(incoming) ? incoming : `req_${randomBase62(24)}`
+  incoming !== undefined && SAFE_ID.test(incoming) ? incoming : `req_${pooledBase62(24)}`

@@ -28,14 +28,25 @@ const routes: ReadonlyArray<Route> = [
   pattern: new RegExp(`^${route.path.replace(/:([^/]+)/g, "(?<$1>[^/]+)")}/?$`),
 }))
 
+/** Recent answers of `allowedMethods` (every request asks; ids make paths many, so it is bounded). */
+const allowedCache = new Map<string, ReadonlyArray<string>>()
+
 /** Methods served on `pathname` (empty when no route matches it). */
-export const allowedMethods = (pathname: string, adminEnabled: boolean): ReadonlyArray<string> => [
-  ...new Set(
-    routes
-      .filter((r) => r.pattern.test(pathname) && (adminEnabled || !r.path.startsWith("/admin/")))
-      .map((r) => r.method),
-  ),
-]
+export const allowedMethods = (pathname: string, adminEnabled: boolean): ReadonlyArray<string> => {
+  const key = `${adminEnabled ? "a" : "-"}${pathname}`
+  const known = allowedCache.get(key)
+  if (known !== undefined) return known
+  const methods = [
+    ...new Set(
+      routes
+        .filter((r) => r.pattern.test(pathname) && (adminEnabled || !r.path.startsWith("/admin/")))
+        .map((r) => r.method),
+    ),
+  ]
+  if (allowedCache.size >= 1024) allowedCache.clear()
+  allowedCache.set(key, methods)
+  return methods
+}
 
 const decodedParams = (route: Route, pathname: string): Record<string, string> | undefined => {
   try {
