@@ -7,8 +7,8 @@ import {
   HttpServerResponse,
 } from "@effect/platform"
 import { Cause, Effect, FiberRef, LogLevel, Option } from "effect"
-import type { ApiKeys } from "./Auth/ApiKeys.ts"
-import { authenticate, authenticateAdmin, CurrentAuthentication } from "./Auth/Middleware.ts"
+import { ApiKeys } from "./Auth/ApiKeys.ts"
+import { authenticateAdminWith, authenticateWith, CurrentAuthentication } from "./Auth/Middleware.ts"
 import { AppConfig } from "./Config.ts"
 import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
@@ -31,19 +31,19 @@ const WEBHOOK_PATH = "/api/v1/voice/webhooks/livekit"
 const SESSION_PATH = /^\/api\/v1\/voice\/sessions\/[^/]+$/
 
 /** 404 or 405 (with `Allow`) for what the router did not match; admin routes hide when disabled. */
-const notRouted = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const { adminToken } = yield* AppConfig
-  const pathname = new URL(request.url, "http://localhost").pathname
-  const failure = routeFailure(request.method, pathname, Option.isSome(adminToken))
-  if (failure._tag === "MethodNotAllowed") {
-    const allow = allowedMethods(pathname, true).join(", ")
-    yield* HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.succeed(HttpServerResponse.setHeader(response, "allow", allow)),
-    )
-  }
-  return yield* failure
-})
+const notRouted = (adminEnabled: boolean) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const pathname = new URL(request.url, "http://localhost").pathname
+    const failure = routeFailure(request.method, pathname, adminEnabled)
+    if (failure._tag === "MethodNotAllowed") {
+      const allow = allowedMethods(pathname, true).join(", ")
+      yield* HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.succeed(HttpServerResponse.setHeader(response, "allow", allow)),
+      )
+    }
+    return yield* failure
+  })
 
 /** The path of a request URL (absolute, or only path and query), without parsing a URL. */
 const pathOf = (url: string) => {
@@ -58,75 +58,83 @@ const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) &&
 /**
  * Turns every failure that is not already a declared API error — decode errors, unknown routes,
  * unreadable bodies, defects — into one, so the API's error encoder answers with the one envelope.
+ * Its services are taken once, when the server is built: a middleware given them per request
+ * (`withContext`) would merge the whole layer context into every request's.
  */
-const mapFailures = (
-  app: HttpApp.Default,
-): HttpApp.Default<never, AppConfig | Lifecycle | ApiKeys | Limits> =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    if (yield* Effect.flatMap(Lifecycle, (lifecycle) => lifecycle.draining)) {
-      yield* closeConnection
-      return yield* new ServiceUnavailable({
-        message: "The server is shutting down; retry on another instance.",
-      })
-    }
-    const { maxBodyBytes, bodyTimeoutMs, adminToken } = yield* AppConfig
-    const pathname = pathOf(request.url)
-    // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
-    const allowed = allowedMethods(pathname, Option.isSome(adminToken))
-    if (allowed.length === 0) return yield* app
-    // Headers only, then the key, and only then the body: nobody unauthenticated gets it read.
-    const prepared = Effect.gen(function* () {
-      const refused = checkBody(request, maxBodyBytes, pathname)
-      if (Option.isSome(refused)) return yield* refused.value
-      if (pathname.startsWith("/admin/") && allowed.includes(request.method)) yield* authenticateAdmin
-      const auth = needsApiKey(request.method, pathname, allowed) ? yield* authenticate : undefined
-      const bounded = yield* readBody(request, maxBodyBytes, bodyTimeoutMs)
-      return { auth, bounded }
-    })
-    // A refused request's unread body is not worth receiving: the connection closes instead.
-    const { auth, bounded } = yield* hasBody(request)
-      ? Effect.tapError(prepared, () => closeConnection)
-      : prepared
-    const body = asJsonBody(bounded, pathname)
-    // each provideService copies the whole context: only when the request did change
-    const served =
-      body === request ? app : Effect.provideService(app, HttpServerRequest.HttpServerRequest, body)
-    if (auth === undefined) return yield* served
-    yield* FiberRef.set(CurrentAuthentication, Option.some(auth))
-    return yield* request.method === "GET" &&
-    SESSION_PATH.test(pathname) &&
-    new URL(request.url, "http://localhost").searchParams.get("wait_for_completion") === "true"
-      ? Effect.flatMap(Limits, (limits) => limits.longPoll(auth.keyHash, served))
-      : served
-  }).pipe(
-    Effect.catchAllCause((cause) => {
-      if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-      const failure = Cause.failureOption(cause)
-      const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
-      if (isApiError(error)) return Effect.fail(error)
-      if (typeof error === "object" && error !== null && "_tag" in error) {
-        if (error._tag === "HttpApiDecodeError")
-          return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-            Effect.fail(
-              invalidRequest(
-                error as HttpApiError.HttpApiDecodeError,
-                failedPart(request.method, new URL(request.url, "http://localhost").pathname),
-              ),
-            ),
-          )
-        if (error._tag === "RouteNotFound") return notRouted
-        if (isRequestDecodeError(error))
-          return Effect.fail(new InvalidJson({ message: "Request body is not valid JSON." }))
+const mapFailures = Effect.gen(function* () {
+  const config = yield* AppConfig
+  const lifecycle = yield* Lifecycle
+  const limits = yield* Limits
+  const authenticate = authenticateWith(yield* ApiKeys, limits)
+  const { maxBodyBytes, bodyTimeoutMs, adminToken } = config
+  const adminEnabled = Option.isSome(adminToken)
+  const authenticateAdmin = authenticateAdminWith(adminToken)
+  return (app: HttpApp.Default): HttpApp.Default =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      if (yield* lifecycle.draining) {
+        yield* closeConnection
+        return yield* new ServiceUnavailable({
+          message: "The server is shutting down; retry on another instance.",
+        })
       }
-      return Effect.zipRight(
-        Effect.logError("unhandled failure", cause),
-        Effect.fail(new InternalError({ message: "An internal error occurred; it has been logged." })),
-      )
-    }),
-  ) as HttpApp.Default<never, AppConfig | Lifecycle | ApiKeys | Limits>
+      const pathname = pathOf(request.url)
+      // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
+      const allowed = allowedMethods(pathname, adminEnabled)
+      if (allowed.length === 0) return yield* app
+      // Headers only, then the key, and only then the body: nobody unauthenticated gets it read.
+      const prepared = Effect.gen(function* () {
+        const refused = checkBody(request, maxBodyBytes, pathname)
+        if (Option.isSome(refused)) return yield* refused.value
+        if (pathname.startsWith("/admin/") && allowed.includes(request.method)) yield* authenticateAdmin
+        const auth = needsApiKey(request.method, pathname, allowed) ? yield* authenticate : undefined
+        const bounded = yield* readBody(request, maxBodyBytes, bodyTimeoutMs)
+        return { auth, bounded }
+      })
+      // A refused request's unread body is not worth receiving: the connection closes instead.
+      const { auth, bounded } = yield* hasBody(request)
+        ? Effect.tapError(prepared, () => closeConnection)
+        : prepared
+      const body = asJsonBody(bounded, pathname)
+      // each provideService copies the whole context: only when the request did change
+      const served =
+        body === request ? app : Effect.provideService(app, HttpServerRequest.HttpServerRequest, body)
+      if (auth === undefined) return yield* served
+      yield* FiberRef.set(CurrentAuthentication, Option.some(auth))
+      return yield* request.method === "GET" &&
+      SESSION_PATH.test(pathname) &&
+      new URL(request.url, "http://localhost").searchParams.get("wait_for_completion") === "true"
+        ? limits.longPoll(auth.keyHash, served)
+        : served
+    }).pipe(
+      Effect.catchAllCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+        const failure = Cause.failureOption(cause)
+        const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+        if (isApiError(error)) return Effect.fail(error)
+        if (typeof error === "object" && error !== null && "_tag" in error) {
+          if (error._tag === "HttpApiDecodeError")
+            return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+              Effect.fail(
+                invalidRequest(
+                  error as HttpApiError.HttpApiDecodeError,
+                  failedPart(request.method, new URL(request.url, "http://localhost").pathname),
+                ),
+              ),
+            )
+          if (error._tag === "RouteNotFound") return notRouted(adminEnabled)
+          if (isRequestDecodeError(error))
+            return Effect.fail(new InvalidJson({ message: "Request body is not valid JSON." }))
+        }
+        return Effect.zipRight(
+          Effect.logError("unhandled failure", cause),
+          Effect.fail(new InternalError({ message: "An internal error occurred; it has been logged." })),
+        )
+      }),
+    ) as HttpApp.Default
+})
 
-export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures, { withContext: true })
+export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures)
 
 /** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
 const respond = (app: HttpApp.Default): HttpApp.Default =>

@@ -68,32 +68,32 @@ export const CurrentAuthentication = globalValue("Parley/CurrentAuthentication",
  * The organization of the request's API key, within the fairness limits: an address that failed
  * too often is refused before its key is looked up, and each key gets its request rate.
  */
-export const authenticate = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const [keys, limits] = [yield* ApiKeys, yield* Limits]
-  const token = yield* bearerToken
-  const address = () => Option.getOrElse(request.remoteAddress, () => "unknown")
-  yield* limits.checkAddress(address)
-  const keyHash = hashKey(token)
-  const orgId = yield* keys.authenticate(token, keyHash)
-  if (Option.isNone(orgId)) {
-    yield* limits.failedAuth(address())
-    return yield* new InvalidApiKey({ message: "Invalid or revoked API key." })
-  }
-  yield* limits.takeRequest(keyHash)
-  return { orgId: orgId.value, keyHash }
-})
+export const authenticateWith = (keys: ApiKeys["Type"], limits: Limits["Type"]) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const token = yield* bearerToken
+    const address = () => Option.getOrElse(request.remoteAddress, () => "unknown")
+    yield* limits.checkAddress(address)
+    const keyHash = hashKey(token)
+    const orgId = yield* keys.authenticate(token, keyHash)
+    if (Option.isNone(orgId)) {
+      yield* limits.failedAuth(address())
+      return yield* new InvalidApiKey({ message: "Invalid or revoked API key." })
+    }
+    yield* limits.takeRequest(keyHash)
+    return { orgId: orgId.value, keyHash }
+  })
 
 export const AuthenticatedLive = Layer.effect(
   Authenticated,
-  Effect.map(Effect.context<ApiKeys | Limits>(), (context) =>
+  Effect.map(Effect.all([ApiKeys, Limits]), ([keys, limits]) =>
     Authenticated.of({
       // Http.ts authenticates every API-key route before reading its body; this is the fallback.
       bearer: () =>
         Effect.flatMap(FiberRef.get(CurrentAuthentication), (found) =>
           Option.match(found, {
             onSome: ({ orgId }) => Effect.succeed({ orgId }),
-            onNone: () => Effect.map(Effect.provide(authenticate, context), ({ orgId }) => ({ orgId })),
+            onNone: () => Effect.map(authenticateWith(keys, limits), ({ orgId }) => ({ orgId })),
           }),
         ),
     }),
@@ -107,18 +107,18 @@ const constantTimeEqual = (a: string, b: string): boolean => {
 }
 
 /** The admin token check (the admin API is not there without ADMIN_TOKEN). */
-export const authenticateAdmin = Effect.gen(function* () {
-  const { adminToken } = yield* AppConfig
-  if (Option.isNone(adminToken)) return yield* new RouteNotFound({ message: "Not found." })
-  const token = yield* bearerToken
-  if (!constantTimeEqual(token, Redacted.value(adminToken.value)))
-    return yield* new InvalidApiKey({ message: "Invalid admin token." })
-})
+export const authenticateAdminWith = (adminToken: Option.Option<Redacted.Redacted<string>>) =>
+  Effect.gen(function* () {
+    if (Option.isNone(adminToken)) return yield* new RouteNotFound({ message: "Not found." })
+    const token = yield* bearerToken
+    if (!constantTimeEqual(token, Redacted.value(adminToken.value)))
+      return yield* new InvalidApiKey({ message: "Invalid admin token." })
+  })
 
 export const AdminAuthenticatedLive = Layer.effect(
   AdminAuthenticated,
-  Effect.map(Effect.context<AppConfig>(), (context) =>
+  Effect.map(AppConfig, ({ adminToken }) =>
     // Http.ts has already checked it before reading the body; cheap enough to check again here.
-    AdminAuthenticated.of({ adminBearer: () => Effect.provide(authenticateAdmin, context) }),
+    AdminAuthenticated.of({ adminBearer: () => authenticateAdminWith(adminToken) }),
   ),
 )
