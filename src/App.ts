@@ -6,7 +6,7 @@ import { Api } from "./Api.ts"
 import { AdminHttpLive } from "./Auth/AdminHttp.ts"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { AdminAuthenticatedLive, AuthenticatedLive } from "./Auth/Middleware.ts"
-import { ErrorMappingLive, requestLifecycle } from "./Http.ts"
+import { ErrorMappingLive, requestLifecycle, withRequestIdHeader } from "./Http.ts"
 import { Limits } from "./Limits.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
 import { SessionsHttpLive } from "./Sessions/Http.ts"
@@ -52,4 +52,5 @@ export const ServerLive = HttpApiBuilder.serve(requestLifecycle).pipe(
   Layer.provideMerge(ApiLive),
   // no span exporter is configured: the platform's per-request span (every header) is pure cost
   HttpMiddleware.withTracerDisabledWhen(() => true),
+  withRequestIdHeader,
 )

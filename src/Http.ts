@@ -6,7 +6,7 @@ import {
   HttpServerRequest,
   HttpServerResponse,
 } from "@effect/platform"
-import { Cause, Effect, FiberRef, LogLevel, Option } from "effect"
+import { Cause, Effect, FiberRef, Layer, LogLevel, Option } from "effect"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { authenticateAdminWith, authenticateWith, CurrentAuthentication } from "./Auth/Middleware.ts"
 import { AppConfig } from "./Config.ts"
@@ -72,7 +72,7 @@ const mapFailures = Effect.gen(function* () {
   return (app: HttpApp.Default): HttpApp.Default =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      if (yield* lifecycle.draining) {
+      if (lifecycle.draining()) {
         yield* closeConnection
         return yield* new ServiceUnavailable({
           message: "The server is shutting down; retry on another instance.",
@@ -82,19 +82,22 @@ const mapFailures = Effect.gen(function* () {
       // Unknown routes are the router's 404 whatever their body; only real routes get body checks.
       const allowed = allowedMethods(pathname, adminEnabled)
       if (allowed.length === 0) return yield* app
+      const admin = pathname.startsWith("/admin/") && allowed.includes(request.method)
+      const keyed = needsApiKey(request.method, pathname, allowed)
+      const withBody = hasBody(request)
+      // Nothing to check: no body, no credentials (health checks, docs, the LiveKit webhook's GETs).
+      if (!withBody && !admin && !keyed) return yield* app
       // Headers only, then the key, and only then the body: nobody unauthenticated gets it read.
       const prepared = Effect.gen(function* () {
         const refused = checkBody(request, maxBodyBytes, pathname)
         if (Option.isSome(refused)) return yield* refused.value
-        if (pathname.startsWith("/admin/") && allowed.includes(request.method)) yield* authenticateAdmin
-        const auth = needsApiKey(request.method, pathname, allowed) ? yield* authenticate : undefined
-        const bounded = yield* readBody(request, maxBodyBytes, bodyTimeoutMs)
+        if (admin) yield* authenticateAdmin
+        const auth = keyed ? yield* authenticate : undefined
+        const bounded = withBody ? yield* readBody(request, maxBodyBytes, bodyTimeoutMs) : request
         return { auth, bounded }
       })
       // A refused request's unread body is not worth receiving: the connection closes instead.
-      const { auth, bounded } = yield* hasBody(request)
-        ? Effect.tapError(prepared, () => closeConnection)
-        : prepared
+      const { auth, bounded } = yield* withBody ? Effect.tapError(prepared, () => closeConnection) : prepared
       const body = asJsonBody(bounded, pathname)
       // each provideService copies the whole context: only when the request did change
       const served =
@@ -136,33 +139,42 @@ const mapFailures = Effect.gen(function* () {
 
 export const ErrorMappingLive = HttpApiBuilder.middleware(mapFailures)
 
+/**
+ * Puts the request's id on every response, whoever produced it (a failure becomes a response after
+ * the middlewares). Installed once for the whole server (`withRequestIdHeader`), not per request.
+ */
+const requestIdHeader: HttpApp.PreResponseHandler = (_request, response) =>
+  Effect.map(FiberRef.get(CurrentRequestId), (id) =>
+    HttpServerResponse.setHeader(response, "x-request-id", id),
+  )
+
+/** The server layer with `requestIdHeader` in every request fiber it starts. */
+export const withRequestIdHeader = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.locally(layer, HttpApp.currentPreResponseHandlers, Option.some(requestIdHeader))
+
 /** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
 const respond = (app: HttpApp.Default): HttpApp.Default =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const requestId = requestIdFrom(request.headers["x-request-id"])
     const started = performance.now()
     // Set, not `Effect.locally`: the request has a fiber of its own, which ends with it.
-    yield* FiberRef.set(CurrentRequestId, requestId)
-    // The response is sent inside `app` (and a failure becomes one there): a pre-response handler
-    // is the only way onto it.
-    yield* HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.succeed(HttpServerResponse.setHeader(response, "x-request-id", requestId)),
+    const served = Effect.zipRight(FiberRef.set(CurrentRequestId, requestId), app)
+    return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
+      // the log line's fields cost more than the rest of a cached read: built only if it is written
+      LogLevel.lessThan(LogLevel.Info, level)
+        ? served
+        : Effect.tap(served, (response) =>
+            Effect.logInfo("request").pipe(
+              Effect.annotateLogs({
+                request_id: requestId,
+                method: request.method,
+                path: pathOf(request.url),
+                status: response.status,
+                latency_ms: Math.round(performance.now() - started),
+              }),
+            ),
+          ),
     )
-    const response = yield* app
-    // the log line's fields cost more than the rest of a cached read: built only if it is written
-    if (LogLevel.lessThan(LogLevel.Info, yield* FiberRef.get(FiberRef.currentMinimumLogLevel)))
-      return response
-    yield* Effect.logInfo("request").pipe(
-      Effect.annotateLogs({
-        request_id: requestId,
-        method: request.method,
-        path: pathOf(request.url),
-        status: response.status,
-        latency_ms: Math.round(performance.now() - started),
-      }),
-    )
-    return response
   })
 
 /** Outermost middleware: the request is in flight (shutdown waits for it) until its response is sent. */

@@ -1,4 +1,4 @@
-import { Context, Effect, Fiber, FiberSet, Layer, Ref } from "effect"
+import { Context, Effect, Fiber, FiberSet, Layer } from "effect"
 import { CompletionHub } from "./Sessions/CompletionHub.ts"
 
 /** How long shutdown waits for in-flight requests and detached work before the server closes anyway. */
@@ -16,7 +16,7 @@ export interface LifecycleService {
   /** Counts the current fiber (a request) as in flight until it ends; shutdown waits for it. */
   readonly inFlight: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Whether shutdown has begun: new requests are refused with 503 so load balancers move on. */
-  readonly draining: Effect.Effect<boolean>
+  readonly draining: () => boolean
   /** Shutdown, first step: refuse new requests and answer pending long-polls with their state now. */
   readonly beginDraining: Effect.Effect<void>
   /** Succeeds once no request is in flight and no detached work runs. */
@@ -57,9 +57,14 @@ const make = Effect.gen(function* () {
   // Closing the layer's scope interrupts whatever is left of either (after the drain's timeout).
   const requests = yield* requestSet
   const work = yield* FiberSet.make()
-  const draining = yield* Ref.make(false)
+  const state = { draining: false }
 
-  const beginDraining = Effect.zipRight(Ref.set(draining, true), hub.close)
+  const beginDraining = Effect.zipRight(
+    Effect.sync(() => {
+      state.draining = true
+    }),
+    hub.close,
+  )
   // Requests first: the detached work of a request whose client has gone is in `work` by then.
   const idle = Effect.zipRight(requests.awaitEmpty, FiberSet.awaitEmpty(work))
 
@@ -70,7 +75,7 @@ const make = Effect.gen(function* () {
         requests.add(fiber)
         return self
       }),
-    draining: Ref.get(draining),
+    draining: () => state.draining,
     beginDraining,
     idle,
     drain: beginDraining.pipe(

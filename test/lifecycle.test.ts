@@ -58,13 +58,13 @@ test("idle waits for in-flight requests; draining refuses and wakes long-polls w
           .inFlight(Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(release))))
           .pipe(Effect.fork)
         yield* Deferred.await(entered)
-        const before = yield* lifecycle.draining
+        const before = lifecycle.draining()
         yield* lifecycle.beginDraining
         const woke = yield* Fiber.join(signal)
         const idle = yield* Effect.fork(lifecycle.idle)
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.join(idle)
-        return { before, after: yield* lifecycle.draining, woke, request: yield* Fiber.poll(request) }
+        return { before, after: lifecycle.draining(), woke, request: yield* Fiber.poll(request) }
       }),
     ),
   )
