@@ -33,6 +33,8 @@ export interface JsonRequest {
   readonly prompt: string
   /** OpenAPI-style Gemini schema subset. */
   readonly responseSchema: Record<string, unknown>
+  /** What this call may spend, retries included (at most the service's own budget). */
+  readonly budgetMs?: number | undefined
 }
 
 /** What the model answered: its text, and why it stopped or was blocked when it did not simply finish. */
@@ -235,17 +237,30 @@ const make = (settings: GeminiSettings): GeminiService => {
   )
 
   const generateJson = (request: JsonRequest) =>
-    attempt(request).pipe(
-      Effect.retry({ schedule: retryPolicy, while: (error) => error.retryable }),
-      Effect.timeoutFail({
-        duration: budgetMs,
-        onTimeout: () =>
-          new GeminiExtractionError({
-            message: `Gemini generateContent gave up after its ${budgetMs} ms retry budget`,
-            retryable: true,
+    Effect.suspend(() => {
+      const budget = Math.min(budgetMs, request.budgetMs ?? budgetMs)
+      // what the upstream said last, so that giving up says why, not only that time ran out
+      const last: { error?: GeminiExtractionError } = {}
+      return attempt(request).pipe(
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            last.error = error
           }),
-      }),
-    )
+        ),
+        Effect.retry({ schedule: retryPolicy, while: (error) => error.retryable }),
+        Effect.timeoutFail({
+          duration: Math.max(0, budget),
+          onTimeout: () =>
+            new GeminiExtractionError({
+              message: `Gemini generateContent gave up after its ${budget} ms retry budget${
+                last.error ? `; last error: ${last.error.message}` : ""
+              }`,
+              status: last.error?.status,
+              retryable: true,
+            }),
+        }),
+      )
+    })
 
   return { mintLiveToken, generateJson }
 }

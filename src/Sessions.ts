@@ -13,7 +13,7 @@ import {
   VoiceSessionTtlTooShort,
 } from "./Domain/Errors.ts"
 import type { OrgId, SessionId } from "./Domain/Ids.ts"
-import { type CompleteSession, type StartSession, TERMINAL } from "./Domain/Session.ts"
+import { type CompleteSession, type StartSession, TERMINAL, type TranscriptEntry } from "./Domain/Session.ts"
 import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
@@ -23,6 +23,22 @@ import { extract } from "./Sessions/Extraction.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 
 export const DEFAULT_TTL_SECONDS = 600
+
+/** How often a running completion renews its lease (COMPLETION_LEASE_SECONDS, in the sweeper). */
+const LEASE_HEARTBEAT = "5 seconds"
+
+/** Retrying a write whose data must not be lost: backing off to every 5 s, for as long as it takes. */
+const STORE_RETRY = Schedule.exponential("200 millis").pipe(
+  Schedule.either(Schedule.spaced("5 seconds")),
+  Schedule.jittered,
+)
+
+/** The same transcript as the one stored (jsonb does not keep key order, so entries are compared). */
+const sameTranscript = (stored: ReadonlyArray<TranscriptEntry>, sent: ReadonlyArray<TranscriptEntry>) =>
+  stored.length === sent.length &&
+  stored.every(
+    (e, i) => e.role === sent[i].role && e.text === sent[i].text && e.timestamp === sent[i].timestamp,
+  )
 export const DEFAULT_WAIT_SECONDS = 30
 
 const ttlTooShort = (cap: number, ttl: number) =>
@@ -230,44 +246,67 @@ const make = Effect.gen(function* () {
 
   /**
    * Runs extraction for a claimed session and records the outcome; waiters everywhere are woken.
-   * None when the claim was taken over meanwhile (its new owner records the outcome).
+   * While it runs, the claim's lease is renewed (a crashed instance's claim goes stale within
+   * COMPLETION_LEASE_SECONDS and is taken over); an outcome already computed is stored however long
+   * the database takes to come back, so the model is never asked twice for it. None when the claim
+   * was taken over meanwhile (its new owner records the outcome).
    */
   const finishClaimed = (row: StoredSession) =>
     detached(
-      Effect.gen(function* () {
-        const transcript = row.transcript ?? []
-        const agent = yield* agents
-          .get(row.org_id, row.agent_id)
-          .pipe(Effect.catchTag("VoiceAgentNotFound", Effect.die))
-        const outcome: Outcome = yield* extract(agent, transcript).pipe(
-          Effect.provideService(Gemini, gemini),
-          Effect.provideService(AppConfig, config),
-          Effect.map(
-            (x): Outcome => ({ status: "completed", results: x.results, warnings: x.warnings, errors: [] }),
-          ),
-          // Stamped when the extraction gave up, which can be up to its whole retry budget later.
-          Effect.catchTag("GeminiExtractionError", (e) =>
-            failed("voice_result_extraction_failed", e.message),
-          ),
-        )
-        const claimedAt = row.claimed_at ?? new Date(0)
-        const finish = (outcome: Outcome) =>
-          repo.finish({ ...outcome, id: row.session_id, claimed_at: claimedAt })
-        const finished = yield* finish(outcome).pipe(
-          // A database blip must not strand the transcript in `completing` while the client retries.
-          Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 5 }),
-          // An outcome that cannot be stored (a bug) still ends the session, as failed.
-          Effect.catchAllDefect((defect) =>
-            Effect.zipRight(
-              Effect.logError("could not store an extraction outcome", defect),
-              Effect.flatMap(failed("internal_error", "the result could not be stored"), finish),
+      Effect.scoped(
+        Effect.gen(function* () {
+          const claim = { id: row.session_id, claimed_at: row.claimed_at ?? new Date(0) }
+          yield* repo.renewLease(claim).pipe(
+            Effect.catchAll(() => Effect.void), // a missed beat only shortens the lease
+            Effect.repeat(Schedule.spaced(LEASE_HEARTBEAT)),
+            Effect.forkScoped,
+          )
+          const transcript = row.transcript ?? []
+          const agent = yield* agents
+            .get(row.org_id, row.agent_id)
+            .pipe(
+              Effect.catchTag("VoiceAgentNotFound", Effect.die),
+              Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
+            )
+          const outcome: Outcome = yield* extract(agent, transcript).pipe(
+            Effect.provideService(Gemini, gemini),
+            Effect.provideService(AppConfig, config),
+            Effect.map(
+              (x): Outcome => ({ status: "completed", results: x.results, warnings: x.warnings, errors: [] }),
             ),
-          ),
-        )
-        yield* hub.publish(row.session_id)
-        return finished
-      }),
+            // Stamped when the extraction gave up, which can be up to its whole retry budget later.
+            Effect.catchTag("GeminiExtractionError", (e) =>
+              failed("voice_result_extraction_failed", e.message),
+            ),
+          )
+          const finish = (outcome: Outcome) => repo.finish({ ...outcome, ...claim })
+          const finished = yield* finish(outcome).pipe(
+            // The transcript is stored and the outcome computed: keep it until the database takes it.
+            Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
+            // An outcome that cannot be stored (a bug) still ends the session, as failed.
+            Effect.catchAllDefect((defect) =>
+              Effect.zipRight(
+                Effect.logError("could not store an extraction outcome", defect),
+                Effect.flatMap(failed("internal_error", "the result could not be stored"), finish),
+              ),
+            ),
+          )
+          yield* hub.publish(row.session_id)
+          return finished
+        }),
+      ),
     )
+
+  /** The answer to a complete once its session has an outcome (a failed one is a 502, the transcript kept). */
+  const completed = (row: Session) =>
+    row.status === "failed"
+      ? Effect.fail(
+          new VoiceResultExtractionFailed({
+            message:
+              "Result extraction failed; the transcript is kept and the cause is in the session's error_log.",
+          }),
+        )
+      : Effect.succeed(row)
 
   const complete = (orgId: OrgId, id: SessionId, input: CompleteSession) =>
     Effect.gen(function* () {
@@ -280,22 +319,27 @@ const make = Effect.gen(function* () {
       })
       if (Option.isNone(claimed)) {
         const row = yield* get(orgId, id)
+        // A retry of a complete that took its transcript (its answer was lost, or it timed out): the
+        // outcome of that complete, once there is one, however the first attempt ended.
+        if (
+          row.status !== "active" &&
+          row.transcript !== null &&
+          sameTranscript(row.transcript, input.transcript)
+        )
+          return yield* completed(TERMINAL.has(row.status) ? row : yield* waitForTerminal(orgId, id, 120))
         return yield* new VoiceSessionNotActive({
           message:
             row.status === "active"
               ? `Voice session ${id} has expired; it can no longer be completed.`
-              : `Voice session ${id} is ${row.status}; only an active session can be completed.`,
+              : `Voice session ${id} is ${row.status} with another transcript; only an active session can be completed.`,
         })
       }
       // The transcript is stored; the outcome is recorded even if the caller has gone away.
       const finished = yield* finishClaimed(claimed.value)
       // Another instance took the claim over: answer with its outcome.
-      const row = Option.isSome(finished) ? finished.value : yield* waitForTerminal(orgId, id, 60)
-      if (row.status === "failed")
-        return yield* new VoiceResultExtractionFailed({
-          message: `Result extraction failed: ${row.error_log.at(-1)?.message ?? "upstream error"}. The transcript is kept.`,
-        })
-      return row
+      return yield* completed(
+        Option.isSome(finished) ? finished.value : yield* waitForTerminal(orgId, id, 120),
+      )
     }).pipe(detached)
 
   return { start, read, complete, finishClaimed }

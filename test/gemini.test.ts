@@ -237,7 +237,11 @@ describe("Gemini extraction", () => {
     expect(Either.isLeft(result) && result.left).toMatchObject({
       _tag: "GeminiExtractionError",
       retryable: true,
+      status: 503,
     })
+    // giving up says why: the upstream's last error, not only that the budget ran out
+    expect(Either.isLeft(result) && result.left.message).toContain("retry budget; last error:")
+    expect(Either.isLeft(result) && result.left.message).toContain("Injected fault")
     expect(local.requests.length).toBeGreaterThan(2)
   })
 

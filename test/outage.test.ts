@@ -1,9 +1,11 @@
 /** The database goes away under a running server: 503 in the one envelope, nothing lost, recovery. */
 import { afterAll, beforeAll, expect, test } from "bun:test"
 import { Option, Redacted } from "effect"
+import { makeHold } from "../src/Local/Faults.ts"
 import { testPostgres } from "./support/db.ts"
 import { proxy } from "./support/proxy.ts"
 import { startServer, type TestServer } from "./support/server.ts"
+import { eventually } from "./support/wait.ts"
 
 let server: TestServer
 let db: Awaited<ReturnType<typeof proxy>>
@@ -62,4 +64,43 @@ test("requests answer 503 service_unavailable while the database is down, and wo
   )
   expect(names).toEqual(["survivor"])
   expect((await server.fetchRaw("/readyz")).status).toBe(200)
+})
+
+test("a complete whose outcome cannot be stored keeps it and answers once the database is back", async () => {
+  const { apiKey } = await server.newTenant()
+  const agent = await server.fetchRaw(AGENTS, {
+    method: "POST",
+    apiKey,
+    body: JSON.stringify({ name: "keeper", instructions: "ask", output_schema: { budget: "number" } }),
+  })
+  const agentId = ((await agent.json()) as { data: { agent_id: string } }).data.agent_id
+  const started = await server.fetchRaw("/api/v1/voice/sessions", {
+    method: "POST",
+    apiKey,
+    body: JSON.stringify({ agent_id: agentId, participant: { identity: "u" } }),
+  })
+  const sessionId = ((await started.json()) as { data: { session_id: string } }).data.session_id
+  const hold = makeHold()
+  server.gemini.clear()
+  server.gemini.inject({ method: "generateContent", hold, times: 1 })
+  const completing = server.fetchRaw(`/api/v1/voice/sessions/${sessionId}/complete`, {
+    method: "POST",
+    apiKey,
+    body: JSON.stringify({ transcript: [{ role: "user", text: "budget is 900" }] }),
+  })
+  // The transcript is claimed; then the database goes away before the outcome can be stored.
+  await hold.arrived
+  const outages = () => server.logs().filter((line) => line.includes("database unavailable")).length
+  const before = outages()
+  db.refuse()
+  hold.release()
+  // the store has failed at least once (it is retried, not answered with 503)
+  await eventually(() => outages() > before)
+  db.restore()
+  const reply = await completing
+  expect(reply.status).toBe(200)
+  const body = (await reply.json()) as { status: string; results: Record<string, unknown> }
+  expect(body).toMatchObject({ status: "completed", results: { budget: 900 } })
+  // asked once: the outcome was kept while the database was away, not computed again
+  expect(server.gemini.requests.filter((r) => r.method === "generateContent")).toHaveLength(1)
 })

@@ -20,7 +20,11 @@ import { Lifecycle } from "../src/Lifecycle.ts"
 import { LiveKit, LiveKitError } from "../src/LiveKit.ts"
 import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
 import { SessionsRepo } from "../src/Sessions/Repo.ts"
-import { sweepOnce, WEBHOOK_EVENT_RETENTION_SECONDS } from "../src/Sessions/Sweeper.ts"
+import {
+  COMPLETION_LEASE_SECONDS,
+  sweepOnce,
+  WEBHOOK_EVENT_RETENTION_SECONDS,
+} from "../src/Sessions/Sweeper.ts"
 import { Sessions } from "../src/Sessions.ts"
 import { Webhooks } from "../src/Webhooks.ts"
 import { captureLogs } from "./support/logs.ts"
@@ -373,21 +377,27 @@ describe("complete", () => {
     expect(calls.json).toHaveLength(0)
   })
 
-  test("of concurrent completes exactly one wins", async () => {
+  test("of concurrent completes one claims; the same transcript gets its outcome, another one 409", async () => {
     const { calls, run } = setup({ replies: ['{"budget": 1, "company": null}'] })
     const outcomes = await run(
       Effect.gen(function* () {
         const { orgId, sessionId } = yield* startOne()
         const sessions = yield* Sessions
+        const other = [{ role: "user" as const, text: "something else" }]
         return yield* Effect.all(
-          Array.from({ length: 8 }, () => Effect.either(sessions.complete(orgId, sessionId, { transcript }))),
+          Array.from({ length: 8 }, (_, i) =>
+            Effect.either(sessions.complete(orgId, sessionId, { transcript: i < 6 ? transcript : other })),
+          ),
           { concurrency: "unbounded" },
         )
       }),
     )
-    expect(outcomes.filter(Either.isRight)).toHaveLength(1)
-    const losers = outcomes.filter(Either.isLeft).map((o) => o.left._tag)
-    expect(losers).toEqual(Array(7).fill("VoiceSessionNotActive"))
+    // Whichever transcript was claimed, every complete sending it shares the one outcome.
+    const sameAsClaimed = (i: number) => (Either.isRight(outcomes[0]) ? i < 6 : i >= 6)
+    outcomes.forEach((outcome, i) => {
+      if (sameAsClaimed(i)) expect(Either.getOrThrow(outcome).results).toEqual({ budget: 1, company: null })
+      else expect(Either.isLeft(outcome) && outcome.left._tag).toBe("VoiceSessionNotActive")
+    })
     expect(calls.json).toHaveLength(1)
   })
 
@@ -559,7 +569,7 @@ describe("long-poll", () => {
         const repo = yield* SessionsRepo
         // Claimed by an instance that then died mid-extraction.
         yield* repo.claim({ orgId, id: sessionId, transcript, duration_seconds: 10, graceSeconds: 3600 })
-        yield* TestClock.adjust("120 seconds")
+        yield* TestClock.adjust(`${COMPLETION_LEASE_SECONDS} seconds`)
         const withinLease = yield* sweepOnce
         yield* TestClock.adjust("1 millis")
         const afterLease = yield* sweepOnce
@@ -574,6 +584,36 @@ describe("long-poll", () => {
     expect(
       logs().some((line) => line.includes(`retrying the completion of session ${stored.session_id}`)),
     ).toBe(true)
+  })
+
+  test("a running completion renews its lease: the sweeper leaves it alone", async () => {
+    const { calls, run } = setup({ replies: ['{"budget": 4, "company": null}'] })
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessionId } = yield* startOne()
+        const sessions = yield* Sessions
+        const repo = yield* SessionsRepo
+        const claimed = Option.getOrThrow(
+          yield* repo.claim({ orgId, id: sessionId, transcript, duration_seconds: 10, graceSeconds: 3600 }),
+        )
+        // A renewal past the lease keeps the claim: the sweep takes over only claims that stopped beating.
+        yield* TestClock.adjust(`${COMPLETION_LEASE_SECONDS - 1} seconds`)
+        const renewed = yield* repo.renewLease({
+          id: sessionId,
+          claimed_at: claimed.claimed_at ?? new Date(0),
+        })
+        yield* TestClock.adjust("2 seconds")
+        const sweep = yield* sweepOnce
+        const other = yield* repo.renewLease({ id: sessionId, claimed_at: new Date(12_345) })
+        yield* sessions.finishClaimed(claimed)
+        return { renewed, sweep, other }
+      }),
+    )
+    expect(Option.isSome(result.renewed)).toBe(true)
+    expect(result.sweep.retried).toBe(0)
+    // another claim's heartbeat finds nothing to renew
+    expect(Option.isNone(result.other)).toBe(true)
+    expect(calls.json).toHaveLength(1)
   })
 })
 

@@ -831,6 +831,9 @@ describe("complete", () => {
     expect(reply.status).toBe(502)
     expect(error(reply)).toMatchObject({ type: "api_error", code: "voice_result_extraction_failed" })
     expect(error(reply).message as string).toContain("transcript is kept")
+    // the client gets a plain message (and the request id); the upstream's words are in error_log
+    expect(error(reply).message as string).not.toContain("Injected fault")
+    expect(error(reply).request_id).toBe(reply.headers.get("x-request-id"))
     expect(JSON.stringify(reply.body)).not.toContain(s.gemini.apiKey)
 
     const row = await sessionRow(s, sessionId)
@@ -843,6 +846,7 @@ describe("complete", () => {
     expect(row?.completed_at).toBeInstanceOf(Date)
     expect(row?.error_log).toHaveLength(1)
     expect(row?.error_log[0]).toMatchObject({ code: "voice_result_extraction_failed" })
+    expect(row?.error_log[0].message).toContain("Injected fault")
     expect(row?.error_log[0].at as number).toBeWithin(nowSeconds() - 5, nowSeconds() + 1)
     expect(JSON.stringify(row?.error_log)).not.toContain(s.gemini.apiKey)
 
@@ -850,9 +854,14 @@ describe("complete", () => {
     expect(got.body.status).toBe("failed")
     expect(data(got)).toMatchObject({ status: "failed", error_log: row?.error_log })
 
+    // A retry with the same transcript gets the same outcome, and the model is not asked again.
     const again = await completeSession(s, apiKey, sessionId, ratingTranscript)
-    expect(again.status).toBe(409)
-    expect(error(again).code).toBe("voice_session_not_active")
+    expect(again.status).toBe(502)
+    expect(error(again).code).toBe("voice_result_extraction_failed")
+    expect(extractionRequests(s)).toHaveLength(1)
+    const other = await completeSession(s, apiKey, sessionId, { transcript: [{ role: "user", text: "hi" }] })
+    expect(other.status).toBe(409)
+    expect(error(other).code).toBe("voice_session_not_active")
   })
 
   test("an extraction model the API does not serve → failed after one call (404 is not retried)", async () => {
@@ -868,6 +877,36 @@ describe("complete", () => {
     const row = await sessionRow(s, sessionId)
     expect(row?.status).toBe("failed")
     expect(row?.error_log[0].message).toContain("models/gemini-2.5-flash is not found")
+  })
+
+  test("a retried complete with the same transcript answers with the outcome, without a second model call", async () => {
+    const { apiKey, sessionId } = await activeSession(s, strictAgent)
+    const first = await completeSession(s, apiKey, sessionId, ratingTranscript)
+    expect(first.status).toBe(200)
+    const before = await sessionRow(s, sessionId)
+    const retried = await completeSession(s, apiKey, sessionId, ratingTranscript)
+    expect(retried.status).toBe(200)
+    expect(retried.body.results).toEqual(first.body.results)
+    expect(data(retried)).toEqual(data(first))
+    expect(extractionRequests(s)).toHaveLength(1)
+    expect(await sessionRow(s, sessionId)).toEqual(before)
+  })
+
+  test("a retry while the first complete is still extracting waits for its outcome", async () => {
+    const { apiKey, sessionId } = await activeSession(s, strictAgent)
+    const hold = makeHold()
+    s.gemini.inject({ method: "generateContent", hold, times: 1 })
+    const first = completeSession(s, apiKey, sessionId, ratingTranscript)
+    await hold.arrived
+    expect((await sessionRow(s, sessionId))?.status).toBe("completing")
+    const retried = completeSession(s, apiKey, sessionId, ratingTranscript)
+    // the retry is waiting on the session like a long-poll before the model answers
+    await eventually(async () => (await waiters(s, sessionId)) === 1)
+    hold.release()
+    const [a, b] = await Promise.all([first, retried])
+    expect([a.status, b.status]).toEqual([200, 200])
+    expect(b.body.results).toEqual(a.body.results)
+    expect(extractionRequests(s)).toHaveLength(1)
   })
 
   test("completing twice → 409 voice_session_not_active and nothing changes", async () => {

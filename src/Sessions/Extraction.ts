@@ -1,9 +1,9 @@
-import { Effect, Option } from "effect"
+import { Clock, Effect, Option } from "effect"
 import { AppConfig } from "../Config.ts"
 import { type Agent, enumOptions } from "../Domain/Agent.ts"
 import { violations } from "../Domain/JsonSchema.ts"
 import type { TranscriptEntry } from "../Domain/Session.ts"
-import { EXTRACTION_BUDGET_MS, Gemini, GeminiExtractionError, type JsonReply } from "../Gemini.ts"
+import { EXTRACTION_BUDGET_MS, Gemini, type JsonReply } from "../Gemini.ts"
 
 export interface Extracted {
   readonly results: Readonly<Record<string, unknown>>
@@ -111,21 +111,15 @@ export const extract = (agent: Agent, transcript: ReadonlyArray<TranscriptEntry>
       prompt: prompt(agent, transcript),
       responseSchema: schema,
     }
-    const ask = gemini.generateJson(request)
+    // One budget for the first ask and the one re-ask of unparseable output; each call says why it gave up.
+    const deadline = (yield* Clock.currentTimeMillis) + EXTRACTION_BUDGET_MS
+    const ask = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      gemini.generateJson({ ...request, budgetMs: deadline - now }),
+    )
     const reply = yield* Effect.flatMap(ask, (first) =>
       notFinished(first) !== undefined || Option.isSome(parseObject(first.text))
         ? Effect.succeed(first)
         : ask,
-    ).pipe(
-      // the retry for unparseable output shares the one budget
-      Effect.timeoutFail({
-        duration: EXTRACTION_BUDGET_MS,
-        onTimeout: () =>
-          new GeminiExtractionError({
-            message: "extraction did not finish within its time budget",
-            retryable: false,
-          }),
-      }),
     )
     const stopped = notFinished(reply)
     if (stopped !== undefined) return { results: {}, warnings: [stopped] }

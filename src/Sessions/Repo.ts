@@ -24,6 +24,8 @@ export const StoredSession = Schema.Struct({
   system_instruction: Schema.String,
   /** Millisecond precision, so that it round-trips through a Date and identifies the claim. */
   claimed_at: Schema.NullOr(Schema.DateFromSelf),
+  /** Last renewal of the claim's lease (its heartbeat); the claim itself counts as one. */
+  lease_renewed_at: Schema.NullOr(Schema.DateFromSelf),
 })
 export type StoredSession = typeof StoredSession.Type
 /** A row as the driver returns it. */
@@ -58,8 +60,12 @@ export const Outcome = Schema.Struct({
 })
 export type Outcome = typeof Outcome.Type
 
+/** The claim made at `claimed_at` on session `id`. */
+const ClaimKey = Schema.Struct({ id: Schema.String, claimed_at: Schema.DateFromSelf })
+type ClaimKey = typeof ClaimKey.Type
+
 /** An outcome for the claim made at `claimed_at`. */
-const Finish = Schema.Struct({ ...Outcome.fields, id: Schema.String, claimed_at: Schema.DateFromSelf })
+const Finish = Schema.Struct({ ...Outcome.fields, ...ClaimKey.fields })
 
 /** A LiveKit webhook event, remembered by id so that a redelivery is recognised. */
 export const WebhookEvent = Schema.Struct({ event_id: Schema.String, event: Schema.String })
@@ -87,10 +93,21 @@ const make = Effect.gen(function* () {
     execute: (c) => sql`
       UPDATE sessions SET status = 'completing', transcript = ${c.transcript}::jsonb,
         duration_seconds = ${c.duration_seconds},
-        claimed_at = date_trunc('milliseconds', clock_timestamp()), updated_at = clock_timestamp()
+        claimed_at = date_trunc('milliseconds', clock_timestamp()), lease_renewed_at = NULL,
+        updated_at = clock_timestamp()
       WHERE org_id = ${c.orgId} AND id = ${c.id} AND status = 'active'
         AND expires_at + make_interval(secs => ${c.graceSeconds}) >= now()
       RETURNING *`,
+  })
+
+  /** The claim's heartbeat: None once the claim is no longer this one (taken over, or finished). */
+  const renewLease = SqlSchema.findOne({
+    Request: ClaimKey,
+    Result: StoredSession.pick("session_id"),
+    execute: (k) => sql`
+      UPDATE sessions SET lease_renewed_at = clock_timestamp()
+      WHERE id = ${k.id} AND status = 'completing' AND claimed_at = ${k.claimed_at}
+      RETURNING id`,
   })
 
   /** Records the extraction outcome, if this claim still owns the row. */
@@ -123,10 +140,12 @@ const make = Effect.gen(function* () {
     Request: Schema.Int,
     Result: StoredSession,
     execute: (leaseSeconds) => sql`
-      UPDATE sessions SET claimed_at = date_trunc('milliseconds', clock_timestamp()), updated_at = clock_timestamp()
+      UPDATE sessions SET claimed_at = date_trunc('milliseconds', clock_timestamp()), lease_renewed_at = NULL,
+        updated_at = clock_timestamp()
       WHERE id = (
         SELECT id FROM sessions
-        WHERE status = 'completing' AND claimed_at < now() - make_interval(secs => ${leaseSeconds})
+        WHERE status = 'completing'
+          AND coalesce(lease_renewed_at, claimed_at) < now() - make_interval(secs => ${leaseSeconds})
         ORDER BY claimed_at LIMIT 1 FOR UPDATE SKIP LOCKED)
       RETURNING *`,
   })
@@ -171,6 +190,7 @@ const make = Effect.gen(function* () {
     insert,
     find: findOwned(sql, "sessions", SessionFromRow),
     claim,
+    renewLease,
     finish,
     expireDue: (graceSeconds: number) =>
       Effect.map(expireDue(graceSeconds), (rows) => rows.map((row) => row.session_id)),
@@ -188,6 +208,9 @@ const makeInMemory = Effect.gen(function* () {
   const decodeSome = decodeFound(SessionFromRow)
   const stored = decodeFound(StoredSession)
   const claimedAt = (row: SessionRow) => row.claimed_at?.getTime() ?? 0
+  const leaseAt = (row: SessionRow) => row.lease_renewed_at?.getTime() ?? claimedAt(row)
+  const isClaim = (k: ClaimKey) => (row: SessionRow) =>
+    row.id === k.id && row.status === "completing" && claimedAt(row) === k.claimed_at.getTime()
   // what the row lock and the transaction do for recordEvent in the database
   const transaction = yield* Effect.makeSemaphore(1)
 
@@ -205,6 +228,7 @@ const makeInMemory = Effect.gen(function* () {
             error_log: [],
             metadata: {},
             claimed_at: null,
+            lease_renewed_at: null,
             updated_at: s.created_at,
             completed_at: null,
           }))
@@ -224,29 +248,31 @@ const makeInMemory = Effect.gen(function* () {
                 transcript: c.transcript,
                 duration_seconds: c.duration_seconds,
                 claimed_at: at,
+                lease_renewed_at: null,
                 updated_at: at,
               }),
           )
           .pipe(Effect.flatMap(stored)),
+      renewLease: (k: ClaimKey) =>
+        sessions
+          .update(isClaim(k), (row, at) => Effect.succeed({ ...row, lease_renewed_at: at }))
+          .pipe(Effect.map(Option.map((row) => ({ session_id: SessionId.make(row.id) })))),
       finish: (f: typeof Finish.Type) =>
         sessions
-          .update(
-            (row) =>
-              row.id === f.id && row.status === "completing" && claimedAt(row) === f.claimed_at.getTime(),
-            (row, at) =>
-              Effect.succeed({
-                ...row,
-                status: f.status,
-                results: f.results,
-                extraction_warnings: f.warnings,
-                error_log: [...row.error_log, ...f.errors],
-                metadata:
-                  f.warnings.length > 0
-                    ? { ...row.metadata, pi_extraction_warnings: f.warnings }
-                    : row.metadata,
-                completed_at: at,
-                updated_at: at,
-              }),
+          .update(isClaim(f), (row, at) =>
+            Effect.succeed({
+              ...row,
+              status: f.status,
+              results: f.results,
+              extraction_warnings: f.warnings,
+              error_log: [...row.error_log, ...f.errors],
+              metadata:
+                f.warnings.length > 0
+                  ? { ...row.metadata, pi_extraction_warnings: f.warnings }
+                  : row.metadata,
+              completed_at: at,
+              updated_at: at,
+            }),
           )
           .pipe(Effect.flatMap(decodeSome)),
       expireDue: (graceSeconds: number) =>
@@ -260,7 +286,7 @@ const makeInMemory = Effect.gen(function* () {
       reclaimStale: (leaseSeconds: number) =>
         Effect.gen(function* () {
           const stale = (row: SessionRow, at: Date) =>
-            row.status === "completing" && claimedAt(row) < at.getTime() - leaseSeconds * 1000
+            row.status === "completing" && leaseAt(row) < at.getTime() - leaseSeconds * 1000
           const at = new Date(yield* Clock.currentTimeMillis)
           // the oldest claim first; one that changes meanwhile was taken over by someone else
           const oldest = (yield* sessions.rows)
@@ -268,7 +294,7 @@ const makeInMemory = Effect.gen(function* () {
             .sort((a, b) => claimedAt(a) - claimedAt(b))[0]
           const row = yield* sessions.update(
             (row, at) => row === oldest && stale(row, at),
-            (row, at) => Effect.succeed({ ...row, claimed_at: at, updated_at: at }),
+            (row, at) => Effect.succeed({ ...row, claimed_at: at, lease_renewed_at: null, updated_at: at }),
           )
           return yield* stored(row)
         }),

@@ -4,8 +4,13 @@ import { Sessions } from "../Sessions.ts"
 import { CompletionHub } from "./CompletionHub.ts"
 import { SessionsRepo } from "./Repo.ts"
 
-/** A `completing` claim older than this belongs to an instance that died mid-extraction. */
-export const COMPLETION_LEASE_SECONDS = 120
+/**
+ * A `completing` claim whose lease was not renewed for this long belongs to an instance that died
+ * mid-extraction (a running completion renews it every 5 s); with a sweep every SWEEP_EVERY, its
+ * work is taken over within ~30 s.
+ */
+export const COMPLETION_LEASE_SECONDS = 20
+const SWEEP_EVERY = "10 seconds"
 
 /** Webhook event ids are kept this long for deduplication (LiveKit redelivers within minutes). */
 export const WEBHOOK_EVENT_RETENTION_SECONDS = 7 * 24 * 3600
@@ -33,11 +38,11 @@ export const sweepOnce = Effect.gen(function* () {
   return { expired: expired.length, retried }
 })
 
-/** Runs the sweep every 15 s for as long as the server is up; a failed pass is logged and retried. */
+/** Runs the sweep every SWEEP_EVERY for as long as the server is up; a failed pass is logged and retried. */
 export const SweeperLive = Layer.scopedDiscard(
   sweepOnce.pipe(
     Effect.catchAllCause((cause) => Effect.logWarning("session sweep failed", cause)),
-    Effect.repeat(Schedule.spaced("15 seconds")),
+    Effect.repeat(Schedule.spaced(SWEEP_EVERY)),
     Effect.forkScoped,
   ),
 ).pipe(Layer.provide(SessionsRepo.Live))
