@@ -82,6 +82,10 @@ const config = Config.all({
     Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
     Config.withDefault(3600),
   ),
+  roomSweepSeconds: Config.integer("ROOM_SWEEP_SECONDS").pipe(
+    Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
+    Config.withDefault(60),
+  ),
   logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.literal("pretty", "json")("LOG_FORMAT").pipe(Config.option),
 })
@@ -118,6 +122,7 @@ export class AppConfig extends Context.Tag("Parley/AppConfig")<AppConfig, AppCon
     requestBurstPerKey: 2000,
     failedAuthPerAddress: 100,
     sessionCompletionGraceSeconds: 3600,
+    roomSweepSeconds: 60,
     logLevel: LogLevel.Info,
     logFormat: Option.none(),
     ...overrides,

@@ -41,6 +41,11 @@ export interface LiveKitService {
   readonly createRoom: (spec: RoomSpec) => Effect.Effect<void, LiveKitError>
   /** Deleting a room that does not exist succeeds: the desired end state already holds. */
   readonly deleteRoom: (name: string) => Effect.Effect<void, LiveKitError>
+  /** Every room, with its creation time (Unix seconds). */
+  readonly listRooms: Effect.Effect<
+    ReadonlyArray<{ readonly name: string; readonly createdAt: number }>,
+    LiveKitError
+  >
   /** A participant JWT signed locally: join, publish, subscribe and publish data in that room only. */
   readonly participantToken: (grant: ParticipantGrant) => Effect.Effect<string>
   readonly verifyWebhook: (
@@ -139,6 +144,10 @@ const make = (settings: LiveKitSettings): LiveKitService => {
     clientUrl: toClientUrl(settings.url),
     createRoom,
     deleteRoom,
+    listRooms: Effect.map(
+      call("ListRooms", () => rooms.listRooms()),
+      (list) => list.map((room) => ({ name: room.name, createdAt: Number(room.creationTime) })),
+    ),
     participantToken: (grant) =>
       Effect.promise(() => {
         const token = new AccessToken(settings.apiKey, apiSecret, {

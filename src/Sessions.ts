@@ -21,6 +21,7 @@ import { LiveKit } from "./LiveKit.ts"
 import { CompletionHub, type Round } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
+import { RoomCleanups } from "./Sessions/RoomCleanups.ts"
 
 export const DEFAULT_TTL_SECONDS = 600
 
@@ -87,6 +88,7 @@ const shared = <A, E>(
 
 const make = Effect.gen(function* () {
   const repo = yield* SessionsRepo
+  const cleanups = yield* RoomCleanups
   const agents = yield* Agents
   const livekit = yield* LiveKit
   const gemini = yield* Gemini
@@ -152,12 +154,27 @@ const make = Effect.gen(function* () {
       const [roomResult, token] = yield* Effect.all([Effect.either(createRoom), Effect.either(mintToken)], {
         concurrency: 2,
       })
+      // A compensation that fails, or whose room may still be created at LiveKit after the start
+      // gave up on it, is recorded for the sweeper (and a room it misses has no row: the sweeper's
+      // orphan scan deletes it).
+      const remember = (delaySeconds: number, error: string | null) =>
+        cleanups
+          .record({ room, delaySeconds, error })
+          .pipe(Effect.catchAll((e) => Effect.logWarning(`could not record room ${room} for cleanup`, e)))
       const undoRoom = livekit
         .deleteRoom(room)
         .pipe(
-          Effect.catchAll((e) => Effect.logWarning(`could not delete room ${room} after a failed start`, e)),
+          Effect.catchAll((e) =>
+            Effect.zipRight(
+              Effect.logWarning(`could not delete room ${room} after a failed start; the sweeper will`, e),
+              remember(5, e.message),
+            ),
+          ),
         )
-      if (roomResult._tag === "Left") return yield* roomResult.left
+      if (roomResult._tag === "Left") {
+        yield* remember(Math.ceil(config.upstreamTimeoutMs / 1000) + 5, roomResult.left.message)
+        return yield* roomResult.left
+      }
       return yield* Effect.gen(function* () {
         if (token._tag === "Left") return yield* token.left
         const jwt = yield* livekit.participantToken({
@@ -348,7 +365,7 @@ const make = Effect.gen(function* () {
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {
   /** Over whichever SessionsRepo is provided (unit tests that watch the repository). */
   static readonly layer = Layer.effect(Sessions, make)
-  static readonly Live = Sessions.layer.pipe(Layer.provide(SessionsRepo.Live))
+  static readonly Live = Sessions.layer.pipe(Layer.provide([SessionsRepo.Live, RoomCleanups.Live]))
   /** Over the in-memory repository, for unit tests. */
-  static readonly Test = Sessions.layer.pipe(Layer.provide(SessionsRepo.Test))
+  static readonly Test = Sessions.layer.pipe(Layer.provide([SessionsRepo.Test, RoomCleanups.Test]))
 }

@@ -20,6 +20,7 @@ import { Lifecycle } from "../src/Lifecycle.ts"
 import { LiveKit, LiveKitError } from "../src/LiveKit.ts"
 import { CompletionHub } from "../src/Sessions/CompletionHub.ts"
 import { SessionsRepo } from "../src/Sessions/Repo.ts"
+import { RoomCleanups } from "../src/Sessions/RoomCleanups.ts"
 import {
   COMPLETION_LEASE_SECONDS,
   sweepOnce,
@@ -65,6 +66,7 @@ const setup = (fakes: Fakes = {}) => {
         ),
       ),
     deleteRoom: (name) => Effect.sync(() => void calls.deleted.push(name)),
+    listRooms: Effect.succeed([]),
     participantToken: (grant) => Effect.succeed(`jwt-for-${grant.identity}`),
     verifyWebhook: () => Effect.die("unused"),
   })
@@ -101,7 +103,7 @@ const setup = (fakes: Fakes = {}) => {
     })),
   ).pipe(Layer.provide(SessionsRepo.Test))
   const layer = Layer.mergeAll(
-    Sessions.layer.pipe(Layer.provide(countingRepo)),
+    Sessions.layer.pipe(Layer.provide([countingRepo, RoomCleanups.Test])),
     Webhooks.Test,
     SessionsRepo.Test,
   ).pipe(

@@ -186,9 +186,18 @@ const make = Effect.gen(function* () {
       }),
     )
 
+  /** Which of these ids have a session row (of any organization). */
+  const existing = SqlSchema.findAll({
+    Request: Schema.Array(Schema.String),
+    Result: Schema.Struct({ id: Schema.String }),
+    execute: (ids) => sql`SELECT id::text AS id FROM sessions WHERE id IN ${sql.in(ids)}`,
+  })
+
   return repository({
     insert,
     find: findOwned(sql, "sessions", SessionFromRow),
+    existing: (ids: ReadonlyArray<string>) =>
+      ids.length === 0 ? Effect.succeed([]) : Effect.map(existing(ids), (rows) => rows.map((row) => row.id)),
     claim,
     renewLease,
     finish,
@@ -234,6 +243,8 @@ const makeInMemory = Effect.gen(function* () {
           }))
           .pipe(Effect.flatMap(decode)),
       find: (key: OrgKey) => Effect.flatMap(sessions.find(owned(key)), decodeSome),
+      existing: (ids: ReadonlyArray<string>) =>
+        Effect.map(sessions.rows, (rows) => rows.filter((row) => ids.includes(row.id)).map((row) => row.id)),
       claim: (c: typeof Claim.Type) =>
         sessions
           .update(

@@ -1,8 +1,10 @@
-import { Effect, Layer, Option, Schedule } from "effect"
+import { Clock, Effect, Layer, Option, Schedule } from "effect"
 import { AppConfig } from "../Config.ts"
+import { LiveKit } from "../LiveKit.ts"
 import { Sessions } from "../Sessions.ts"
 import { CompletionHub } from "./CompletionHub.ts"
 import { SessionsRepo } from "./Repo.ts"
+import { RoomCleanups } from "./RoomCleanups.ts"
 
 /**
  * A `completing` claim whose lease was not renewed for this long belongs to an instance that died
@@ -38,11 +40,76 @@ export const sweepOnce = Effect.gen(function* () {
   return { expired: expired.length, retried }
 })
 
-/** Runs the sweep every SWEEP_EVERY for as long as the server is up; a failed pass is logged and retried. */
+/** A `voice_` room this much older than the longest a start can take, and without a session, is an orphan. */
+export const ORPHAN_ROOM_MARGIN_SECONDS = 30
+const SESSION_ROOM = /^voice_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
+
+/** Backoff of a room cleanup after `attempts` failed deletes: 5 s doubling, at most 10 minutes. */
+const cleanupDelay = (attempts: number) => Math.min(600, 5 * 2 ** Math.min(attempts, 7))
+
+/**
+ * Deletes the LiveKit rooms no session needs: recorded cleanups that are due (failed or uncertain
+ * compensations of failed starts), and `voice_` rooms without a session row that are older than a
+ * start can take (a room created after its start gave up). A delete that fails is recorded again.
+ */
+export const sweepRooms = Effect.gen(function* () {
+  const cleanups = yield* RoomCleanups
+  const livekit = yield* LiveKit
+  const repo = yield* SessionsRepo
+  const { upstreamTimeoutMs } = yield* AppConfig
+  const remove = (room: string, attempts: number) =>
+    livekit.deleteRoom(room).pipe(
+      Effect.zipRight(cleanups.done(room)),
+      Effect.catchTag("LiveKitError", (e) =>
+        cleanups.failed({ room, delaySeconds: cleanupDelay(attempts), error: e.message }),
+      ),
+    )
+  const due = yield* cleanups.claimDue(20)
+  yield* Effect.forEach(due, ({ room, attempts }) => remove(room, attempts), { discard: true })
+
+  const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+  const settled = now - Math.ceil(upstreamTimeoutMs / 1000) - ORPHAN_ROOM_MARGIN_SECONDS
+  const candidates = (yield* livekit.listRooms).flatMap((room) => {
+    const id = SESSION_ROOM.exec(room.name)?.[1]
+    return id !== undefined && room.createdAt < settled ? [{ room: room.name, id }] : []
+  })
+  const known = new Set(yield* repo.existing(candidates.map((c) => c.id)))
+  const orphans = candidates.filter((c) => !known.has(c.id))
+  yield* Effect.forEach(
+    orphans,
+    ({ room }) =>
+      Effect.zipRight(
+        Effect.logWarning(`deleting LiveKit room ${room}: it has no session`),
+        livekit
+          .deleteRoom(room)
+          .pipe(
+            Effect.catchTag("LiveKitError", (e) =>
+              cleanups.record({ room, delaySeconds: cleanupDelay(0), error: e.message }),
+            ),
+          ),
+      ),
+    { discard: true },
+  )
+  return { cleanups: due.length, orphans: orphans.length }
+})
+
+/**
+ * Runs the session sweep every SWEEP_EVERY, and the room sweep every ROOM_SWEEP_SECONDS (0: never),
+ * for as long as the server is up; a failed pass is logged and retried.
+ */
 export const SweeperLive = Layer.scopedDiscard(
-  sweepOnce.pipe(
-    Effect.catchAllCause((cause) => Effect.logWarning("session sweep failed", cause)),
-    Effect.repeat(Schedule.spaced(SWEEP_EVERY)),
-    Effect.forkScoped,
-  ),
-).pipe(Layer.provide(SessionsRepo.Live))
+  Effect.gen(function* () {
+    const { roomSweepSeconds } = yield* AppConfig
+    yield* sweepOnce.pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("session sweep failed", cause)),
+      Effect.repeat(Schedule.spaced(SWEEP_EVERY)),
+      Effect.forkScoped,
+    )
+    if (roomSweepSeconds > 0)
+      yield* sweepRooms.pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("room sweep failed", cause)),
+        Effect.repeat(Schedule.spaced(`${roomSweepSeconds} seconds`)),
+        Effect.forkScoped,
+      )
+  }),
+).pipe(Layer.provide([SessionsRepo.Live, RoomCleanups.Live]))

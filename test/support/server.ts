@@ -39,7 +39,12 @@ const observedHttpServer = (disconnects: { count: number }) =>
 
 /** `overrides.databaseUrl` points the server at another database (the shared test one otherwise). */
 export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
-  const config = AppConfig.layer({ adminToken: Option.some(Redacted.make(ADMIN_TOKEN)), ...overrides })
+  // The room sweep lists LiveKit's rooms on its own schedule: tests run it when they mean to.
+  const config = AppConfig.layer({
+    adminToken: Option.some(Redacted.make(ADMIN_TOKEN)),
+    roomSweepSeconds: 0,
+    ...overrides,
+  })
   // Nothing is printed: what the server logs (Warning and above) is kept for the test to read.
   const logs = captureLogs()
   const disconnects = { count: 0 }

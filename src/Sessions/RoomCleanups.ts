@@ -1,0 +1,117 @@
+/**
+ * LiveKit rooms still to be deleted: a failed start's room whose compensating delete failed, or whose
+ * creation may finish at LiveKit after the start gave up on it. The sweeper retries them with backoff;
+ * any instance may, one at a time per room.
+ */
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Effect, Schema } from "effect"
+import { repository } from "../Domain/Errors.ts"
+import { makeTable, RepositoryTag } from "../Repository.ts"
+
+/** A room to delete once `delaySeconds` have passed (the last error, if a delete already failed). */
+const Pending = Schema.Struct({
+  room: Schema.String,
+  delaySeconds: Schema.Int,
+  error: Schema.NullOr(Schema.String),
+})
+type Pending = typeof Pending.Type
+
+const Due = Schema.Struct({ room: Schema.String, attempts: Schema.Int })
+
+/** How long a claimed cleanup is left to the instance that claimed it before another may try. */
+const CLAIM_SECONDS = 60
+
+const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  return repository({
+    /** Records a room to delete; a room recorded twice keeps its earlier attempt time. */
+    record: SqlSchema.void({
+      Request: Pending,
+      execute: (p) => sql`
+        INSERT INTO room_cleanups (room, next_attempt_at, last_error)
+        VALUES (${p.room}, now() + make_interval(secs => ${p.delaySeconds}), ${p.error})
+        ON CONFLICT (room) DO UPDATE SET
+          next_attempt_at = LEAST(room_cleanups.next_attempt_at, EXCLUDED.next_attempt_at),
+          last_error = coalesce(EXCLUDED.last_error, room_cleanups.last_error)`,
+    }),
+    /** Up to `limit` due cleanups, claimed for this instance (others skip them meanwhile). */
+    claimDue: SqlSchema.findAll({
+      Request: Schema.Int,
+      Result: Due,
+      execute: (limit) => sql`
+        UPDATE room_cleanups SET next_attempt_at = now() + make_interval(secs => ${CLAIM_SECONDS})
+        WHERE room IN (
+          SELECT room FROM room_cleanups WHERE next_attempt_at <= now()
+          ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        RETURNING room, attempts`,
+    }),
+    done: SqlSchema.void({
+      Request: Schema.String,
+      execute: (room) => sql`DELETE FROM room_cleanups WHERE room = ${room}`,
+    }),
+    /** Another failed attempt: the next one after `delaySeconds`. */
+    failed: SqlSchema.void({
+      Request: Pending,
+      execute: (p) => sql`
+        UPDATE room_cleanups SET attempts = attempts + 1, last_error = ${p.error},
+          next_attempt_at = now() + make_interval(secs => ${p.delaySeconds})
+        WHERE room = ${p.room}`,
+    }),
+  })
+})
+
+type Row = { room: string; attempts: number; next_attempt_at: Date; last_error: string | null }
+
+const makeInMemory = Effect.gen(function* () {
+  const rows = yield* makeTable<Row>()
+  const later = (at: Date, seconds: number) => new Date(at.getTime() + seconds * 1000)
+  return repository(
+    {
+      record: (p: Pending) =>
+        Effect.gen(function* () {
+          const updated = yield* rows.update(
+            (row) => row.room === p.room,
+            (row, at) =>
+              Effect.succeed({
+                ...row,
+                next_attempt_at: new Date(
+                  Math.min(row.next_attempt_at.getTime(), later(at, p.delaySeconds).getTime()),
+                ),
+                last_error: p.error ?? row.last_error,
+              }),
+          )
+          if (updated._tag === "None")
+            yield* rows.insert((at) => ({
+              room: p.room,
+              attempts: 0,
+              next_attempt_at: later(at, p.delaySeconds),
+              last_error: p.error,
+            }))
+        }),
+      claimDue: (limit: number) =>
+        rows
+          .updateAll(
+            (row, at) => row.next_attempt_at.getTime() <= at.getTime(),
+            (row, at) => ({ ...row, next_attempt_at: later(at, CLAIM_SECONDS) }),
+          )
+          .pipe(Effect.map((due) => due.slice(0, limit).map(({ room, attempts }) => ({ room, attempts })))),
+      done: (room: string) => rows.delete((row) => row.room === room),
+      failed: (p: Pending) =>
+        Effect.asVoid(
+          rows.update(
+            (row) => row.room === p.room,
+            (row, at) =>
+              Effect.succeed({
+                ...row,
+                attempts: row.attempts + 1,
+                last_error: p.error,
+                next_attempt_at: later(at, p.delaySeconds),
+              }),
+          ),
+        ),
+    },
+    Effect.orDie,
+  )
+})
+
+export class RoomCleanups extends RepositoryTag<RoomCleanups>()("Parley/RoomCleanups", make, makeInMemory) {}
