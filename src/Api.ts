@@ -8,6 +8,7 @@ import {
   InvalidRequestBody,
   MethodNotAllowed,
   PayloadTooLarge,
+  RequestHeaderFieldsTooLarge,
   RequestTimeout,
   RouteNotFound,
   ServiceUnavailable,
@@ -131,6 +132,7 @@ export class Api extends HttpApi.make("parley")
   .addError(wire(RouteNotFound))
   .addError(wire(MethodNotAllowed))
   .addError(wire(PayloadTooLarge))
+  .addError(wire(RequestHeaderFieldsTooLarge))
   .addError(wire(UnsupportedMediaType))
   .addError(wire(RequestTimeout))
   .addError(wire(ServiceUnavailable))

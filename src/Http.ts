@@ -10,7 +10,13 @@ import { Cause, Effect, FiberRef, Layer, LogLevel, Option } from "effect"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { authenticateAdminWith, authenticateWith, CurrentAuthentication } from "./Auth/Middleware.ts"
 import { AppConfig } from "./Config.ts"
-import { InternalError, InvalidJson, isApiError, ServiceUnavailable } from "./Domain/Errors.ts"
+import {
+  InternalError,
+  InvalidJson,
+  isApiError,
+  RequestHeaderFieldsTooLarge,
+  ServiceUnavailable,
+} from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
 import { asJsonBody, checkBody, hasBody, readBody } from "./Http/Body.ts"
 import { invalidRequest } from "./Http/Issues.ts"
@@ -53,6 +59,13 @@ const pathOf = (url: string) => {
   return url.slice(start, end < 0 ? undefined : end)
 }
 
+/** The size of the request's header fields as sent (names, values and their separators). */
+const headerBytes = (headers: Readonly<Record<string, string>>) => {
+  let total = 0
+  for (const name in headers) total += name.length + headers[name].length + 4
+  return total
+}
+
 const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) && u._tag === "RequestError"
 
 /**
@@ -66,7 +79,7 @@ const mapFailures = Effect.gen(function* () {
   const lifecycle = yield* Lifecycle
   const limits = yield* Limits
   const authenticate = authenticateWith(yield* ApiKeys, limits)
-  const { maxBodyBytes, bodyTimeoutMs, adminToken } = config
+  const { maxBodyBytes, bodyTimeoutMs, adminToken, maxHeaderBytes } = config
   const adminEnabled = Option.isSome(adminToken)
   const authenticateAdmin = authenticateAdminWith(adminToken)
   return (app: HttpApp.Default): HttpApp.Default =>
@@ -76,6 +89,12 @@ const mapFailures = Effect.gen(function* () {
         yield* closeConnection
         return yield* new ServiceUnavailable({
           message: "The server is shutting down; retry on another instance.",
+        })
+      }
+      if (headerBytes(request.headers) > maxHeaderBytes) {
+        yield* closeConnection
+        return yield* new RequestHeaderFieldsTooLarge({
+          message: `Request headers exceed ${maxHeaderBytes} bytes.`,
         })
       }
       const pathname = pathOf(request.url)
@@ -153,30 +172,51 @@ export const withRequestIdHeader = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   Layer.locally(layer, HttpApp.currentPreResponseHandlers, Option.some(requestIdHeader))
 
 /** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
-const respond = (app: HttpApp.Default): HttpApp.Default =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const requestId = requestIdFrom(request.headers["x-request-id"])
-    const started = performance.now()
-    // Set, not `Effect.locally`: the request has a fiber of its own, which ends with it.
-    const served = Effect.zipRight(FiberRef.set(CurrentRequestId, requestId), app)
-    return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
-      // the log line's fields cost more than the rest of a cached read: built only if it is written
-      LogLevel.lessThan(LogLevel.Info, level)
-        ? served
-        : Effect.tap(served, (response) =>
-            Effect.logInfo("request").pipe(
-              Effect.annotateLogs({
-                request_id: requestId,
-                method: request.method,
-                path: pathOf(request.url),
-                status: response.status,
-                latency_ms: Math.round(performance.now() - started),
-              }),
-            ),
+const respond = (app: HttpApp.Default, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
+  const started = performance.now()
+  // Set, not `Effect.locally`: the request has a fiber of its own, which ends with it.
+  const served = Effect.zipRight(FiberRef.set(CurrentRequestId, requestId), app)
+  return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
+    // the log line's fields cost more than the rest of a cached read: built only if it is written
+    LogLevel.lessThan(LogLevel.Info, level)
+      ? served
+      : Effect.tap(served, (response) =>
+          Effect.logInfo("request").pipe(
+            Effect.annotateLogs({
+              request_id: requestId,
+              method: request.method,
+              path: pathOf(request.url),
+              status: response.status,
+              latency_ms: Math.round(performance.now() - started),
+            }),
           ),
-    )
-  })
+        ),
+  )
+}
+
+/**
+ * The answer to a request still running when shutdown's drain time is up: 503 in the envelope, sent
+ * through the platform's own pending reply (platform-bun's request keeps its `resolve`), so that the
+ * interruption that follows has nothing left to send (it would send an empty 503).
+ */
+const cutOff = (request: HttpServerRequest.HttpServerRequest, requestId: string) => () => {
+  const resolve = (request as unknown as { readonly resolve?: unknown }).resolve
+  if (typeof resolve !== "function") return
+  const { status, type, code } = ServiceUnavailable.meta
+  const message = "The server shut down before this request finished; retry on another instance."
+  resolve(
+    Response.json(
+      { error: { type, code, message, request_id: requestId } },
+      { status, headers: { "x-request-id": requestId, connection: "close" } },
+    ),
+  )
+}
 
 /** Outermost middleware: the request is in flight (shutdown waits for it) until its response is sent. */
 export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default<never, Lifecycle> =>
-  Effect.flatMap(Lifecycle, (lifecycle) => lifecycle.inFlight(respond(app)))
+  Effect.flatMap(Lifecycle, (lifecycle) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const requestId = requestIdFrom(request.headers["x-request-id"])
+      return lifecycle.inFlight(respond(app, request, requestId), cutOff(request, requestId))
+    }),
+  )

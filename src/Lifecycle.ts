@@ -13,8 +13,13 @@ export interface LifecycleService {
    * upstream timeout inside it still fires. Shutdown waits for it.
    */
   readonly detached: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  /** Counts the current fiber (a request) as in flight until it ends; shutdown waits for it. */
-  readonly inFlight: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Counts the current fiber (a request) as in flight until it ends; shutdown waits for it, and if it
+   * is still running when the drain's time is up, `cutOff` answers it (before it is interrupted).
+   */
+  readonly inFlight: <A, E, R>(self: Effect.Effect<A, E, R>, cutOff: () => void) => Effect.Effect<A, E, R>
+  /** Answers every request still in flight (as `inFlight` was told to); they are interrupted next. */
+  readonly cutOff: Effect.Effect<void>
   /** Whether shutdown has begun: new requests are refused with 503 so load balancers move on. */
   readonly draining: () => boolean
   /** Shutdown, first step: refuse new requests and answer pending long-polls with their state now. */
@@ -30,12 +35,12 @@ export interface LifecycleService {
  * request ~10 % of its CPU on the hot read path), interrupted when the scope closes.
  */
 const requestSet = Effect.gen(function* () {
-  const fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  const fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, () => void>()
   const idle = new Set<() => void>()
-  yield* Effect.addFinalizer(() => Fiber.interruptAll([...fibers]))
+  yield* Effect.addFinalizer(() => Fiber.interruptAll([...fibers.keys()]))
   return {
-    add: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
-      fibers.add(fiber)
+    add: (fiber: Fiber.RuntimeFiber<unknown, unknown>, cutOff: () => void) => {
+      fibers.set(fiber, cutOff)
       fiber.addObserver(() => {
         fibers.delete(fiber)
         if (fibers.size > 0) return
@@ -43,6 +48,9 @@ const requestSet = Effect.gen(function* () {
         idle.clear()
       })
     },
+    cutOff: Effect.sync(() => {
+      for (const cut of fibers.values()) cut()
+    }),
     awaitEmpty: Effect.async<void>((resume) => {
       if (fibers.size === 0) return resume(Effect.void)
       const wake = () => resume(Effect.void)
@@ -70,11 +78,12 @@ const make = Effect.gen(function* () {
 
   const service: LifecycleService = {
     detached: (self) => Effect.flatMap(FiberSet.run(work, self), Fiber.join),
-    inFlight: (self) =>
+    inFlight: (self, cutOff) =>
       Effect.withFiberRuntime((fiber) => {
-        requests.add(fiber)
+        requests.add(fiber, cutOff)
         return self
       }),
+    cutOff: requests.cutOff,
     draining: () => state.draining,
     beginDraining,
     idle,
@@ -82,7 +91,8 @@ const make = Effect.gen(function* () {
       Effect.zipRight(idle),
       Effect.interruptible, // run from a finalizer, which is uninterruptible: let the timeout fire
       Effect.timeout(DRAIN_TIMEOUT),
-      Effect.ignore,
+      // time is up: what is still running is answered now, rather than with an empty response later
+      Effect.catchTag("TimeoutException", () => requests.cutOff),
     ),
   }
   return service

@@ -70,6 +70,26 @@ describe("malformed requests", () => {
     expect(await agentCount(orgId)).toBe(0)
   })
 
+  test("a __proto__ key anywhere in a body → 400 naming it, nothing written (it would become a prototype)", async () => {
+    const { apiKey, orgId } = await server.newTenant()
+    const strict = '{"__proto__": {"type": "object", "properties": {"a": {"type": "string"}}}}'
+    for (const [body, param] of [
+      [
+        `{"name": "a", "instructions": "b", "output_schema_strict": ${strict}}`,
+        "output_schema_strict.__proto__",
+      ],
+      ['{"name": "a", "instructions": "b", "metadata": {"__proto__": "x"}}', "metadata.__proto__"],
+      ['{"__proto__": {"name": "a"}, "name": "a", "instructions": "b"}', "__proto__"],
+    ]) {
+      const res = await server.fetchRaw(AGENTS, { method: "POST", apiKey, body })
+      const error = await expectError(res, 400, "invalid_request_body", "invalid_request_error")
+      expect(error.param).toBe(param)
+      expect(error.issues).toEqual([{ path: param, message: "is not allowed as a key" }])
+    }
+    expect(await agentCount(orgId)).toBe(0)
+    expect(({} as Record<string, unknown>).type).toBeUndefined()
+  })
+
   test("a missing body is read as {}: the missing required fields are named", async () => {
     const { apiKey, orgId } = await server.newTenant()
     const res = await server.fetchRaw(AGENTS, {

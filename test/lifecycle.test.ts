@@ -55,7 +55,10 @@ test("idle waits for in-flight requests; draining refuses and wakes long-polls w
         const entered = yield* Deferred.make<void>()
         const release = yield* Deferred.make<void>()
         const request = yield* lifecycle
-          .inFlight(Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(release))))
+          .inFlight(
+            Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(release))),
+            () => {},
+          )
           .pipe(Effect.fork)
         yield* Deferred.await(entered)
         const before = lifecycle.draining()

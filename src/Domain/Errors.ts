@@ -51,6 +51,7 @@ const errors = {
   PayloadTooLarge: [413, "invalid_request_error", "payload_too_large"],
   UnsupportedMediaType: [415, "invalid_request_error", "unsupported_media_type"],
   RequestTimeout: [408, "invalid_request_error", "request_timeout"],
+  RequestHeaderFieldsTooLarge: [431, "invalid_request_error", "request_header_fields_too_large"],
   RateLimited: [429, "rate_limit_error", "rate_limited"],
   VoiceLiveKitFailed: [502, "api_error", "voice_livekit_failed"],
   VoiceGeminiEphemeralFailed: [502, "api_error", "voice_gemini_ephemeral_failed"],
@@ -97,6 +98,7 @@ export class VoiceSessionNotActive extends ApiError("VoiceSessionNotActive") {}
 export class PayloadTooLarge extends ApiError("PayloadTooLarge") {}
 export class UnsupportedMediaType extends ApiError("UnsupportedMediaType") {}
 export class RequestTimeout extends ApiError("RequestTimeout") {}
+export class RequestHeaderFieldsTooLarge extends ApiError("RequestHeaderFieldsTooLarge") {}
 export class RateLimited extends ApiError("RateLimited") {}
 export class VoiceLiveKitFailed extends ApiError("VoiceLiveKitFailed") {}
 export class VoiceGeminiEphemeralFailed extends ApiError("VoiceGeminiEphemeralFailed") {}

@@ -54,7 +54,16 @@ export const readBody = (
     let total = 0
     const read = Effect.gen(function* () {
       while (true) {
-        const { done, value } = yield* Effect.promise(() => reader.read())
+        // The client closed the connection mid-body (the read fails, or the platform interrupts the
+        // request): nobody is left to answer, and it is not a server failure (no 500, no error log).
+        const { done, value } = yield* Effect.tryPromise(() => reader.read()).pipe(
+          Effect.catchAll(() => Effect.interrupt),
+          Effect.onInterrupt(() =>
+            source.signal.aborted
+              ? Effect.logInfo("the client closed the connection before its body arrived")
+              : Effect.void,
+          ),
+        )
         if (done) return
         total += value.byteLength
         if (total > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
@@ -93,7 +102,7 @@ const pathOf = (step: Step): Array<PropertyKey> => {
   return path
 }
 
-/** Where a parsed body is larger than anything the API accepts, and how. */
+/** Where a parsed body is larger than anything the API accepts (or has a `__proto__` key), and how. */
 const shapeProblem = (body: unknown): { path: Array<PropertyKey>; message: string } | undefined => {
   const stack: Array<{ value: unknown; at: Step; depth: number }> = [{ value: body, at: undefined, depth: 0 }]
   const problem = (at: Step, message: string) => ({ path: pathOf(at), message })
@@ -108,6 +117,10 @@ const shapeProblem = (body: unknown): { path: Array<PropertyKey>; message: strin
     } else {
       const entries = Object.entries(value)
       if (entries.length > MAX_KEYS) return problem(at, `must have at most ${MAX_KEYS} keys`)
+      // Decoders copy keys by assignment: this one would set the copy's prototype, not a key
+      // (its value would vanish, and with it what the schema was to check).
+      if (Object.hasOwn(value, "__proto__"))
+        return problem({ key: "__proto__", parent: at }, "is not allowed as a key")
       for (const [k, v] of entries) stack.push({ value: v, at: { key: k, parent: at }, depth: depth + 1 })
     }
   }
