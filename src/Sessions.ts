@@ -273,9 +273,11 @@ const make = Effect.gen(function* () {
       Effect.scoped(
         Effect.gen(function* () {
           const claim = { id: row.session_id, claimed_at: row.claimed_at ?? new Date(0) }
+          // (the claim itself was the first beat)
           yield* repo.renewLease(claim).pipe(
             Effect.catchAll(() => Effect.void), // a missed beat only shortens the lease
-            Effect.repeat(Schedule.spaced(LEASE_HEARTBEAT)),
+            Effect.delay(LEASE_HEARTBEAT),
+            Effect.forever,
             Effect.forkScoped,
           )
           const transcript = row.transcript ?? []

@@ -40,6 +40,8 @@ interface Fakes {
   replies?: Array<string | JsonReply | Error>
   /** GEMINI_LIVE_MODEL. */
   liveModel?: string
+  /** How long each extraction call takes (on the clock). */
+  extractDelayMs?: number
 }
 
 /** The upstream fakes sleep on the clock: under the TestClock the test decides when they answer. */
@@ -82,13 +84,19 @@ const setup = (fakes: Fakes = {}) => {
       ),
     generateJson: (request) =>
       Effect.suspend(() => {
-        calls.json.push(request)
-        const reply = replies.shift() ?? "{}"
-        return reply instanceof Error
-          ? Effect.fail(new GeminiExtractionError({ message: reply.message, retryable: false }))
-          : Effect.succeed(typeof reply === "string" ? { text: reply, finishReason: "STOP" } : reply)
+        if (fakes.extractDelayMs) return Effect.zipRight(Effect.sleep(fakes.extractDelayMs), answer(request))
+        return answer(request)
       }),
   })
+  function answer(request: JsonRequest) {
+    return Effect.suspend(() => {
+      calls.json.push(request)
+      const reply = replies.shift() ?? "{}"
+      return reply instanceof Error
+        ? Effect.fail(new GeminiExtractionError({ message: reply.message, retryable: false }))
+        : Effect.succeed(typeof reply === "string" ? { text: reply, finishReason: "STOP" } : reply)
+    })
+  }
   /** Session reads (`find`) the services make, counted. */
   const reads = { count: 0 }
   const countingRepo = Layer.effect(
@@ -615,6 +623,32 @@ describe("long-poll", () => {
     expect(result.sweep.retried).toBe(0)
     // another claim's heartbeat finds nothing to renew
     expect(Option.isNone(result.other)).toBe(true)
+    expect(calls.json).toHaveLength(1)
+  })
+})
+
+describe("completion leases", () => {
+  test("a completion still running renews its lease: past the lease the sweep leaves it alone", async () => {
+    const extractDelayMs = (COMPLETION_LEASE_SECONDS + 15) * 1000
+    const { calls, run } = setup({ replies: ['{"budget": 5, "company": null}'], extractDelayMs })
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessionId } = yield* startOne()
+        const sessions = yield* Sessions
+        const completing = yield* Effect.fork(sessions.complete(orgId, sessionId, { transcript }))
+        // the extraction runs past the lease; its heartbeat keeps the claim (5 s beats)
+        for (let s = 0; s < COMPLETION_LEASE_SECONDS + 10; s += 5) {
+          yield* Effect.yieldNow() // let the fibers reach their sleeps
+          yield* TestClock.adjust("5 seconds")
+        }
+        const sweep = yield* sweepOnce
+        yield* TestClock.adjust("10 seconds")
+        const done = yield* Fiber.join(completing)
+        return { sweep, done }
+      }),
+    )
+    expect(result.sweep.retried).toBe(0)
+    expect(result.done.results).toEqual({ budget: 5, company: null })
     expect(calls.json).toHaveLength(1)
   })
 })
