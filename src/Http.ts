@@ -112,7 +112,7 @@ const mapFailures = Effect.gen(function* () {
         if (Option.isSome(refused)) return yield* refused.value
         if (admin) yield* authenticateAdmin
         const auth = keyed ? yield* authenticate : undefined
-        const bounded = withBody ? yield* readBody(request, maxBodyBytes, bodyTimeoutMs) : request
+        const bounded = withBody ? yield* readBody(request, maxBodyBytes, bodyTimeoutMs, pathname) : request
         return { auth, bounded }
       })
       // A refused request's unread body is not worth receiving: the connection closes instead.

@@ -90,6 +90,24 @@ describe("malformed requests", () => {
     expect(({} as Record<string, unknown>).type).toBeUndefined()
   })
 
+  test("a body that is not valid UTF-8 → 400 invalid_json_body, nothing written (never stored altered)", async () => {
+    const { apiKey, orgId } = await server.newTenant()
+    const bytes = new Uint8Array([
+      ...Buffer.from('{"name": "a'),
+      0xc3,
+      0x28,
+      ...Buffer.from('", "instructions": "b"}'),
+    ])
+    const res = await fetch(`${server.baseUrl}${AGENTS}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: bytes,
+    })
+    const error = await expectError(res, 400, "invalid_json_body", "invalid_request_error")
+    expect(error.message).toBe("Request body is not valid UTF-8.")
+    expect(await agentCount(orgId)).toBe(0)
+  })
+
   test("a missing body is read as {}: the missing required fields are named", async () => {
     const { apiKey, orgId } = await server.newTenant()
     const res = await server.fetchRaw(AGENTS, {

@@ -1,6 +1,7 @@
+import { isUtf8 } from "node:buffer"
 import { Headers as HttpHeaders, HttpServerRequest } from "@effect/platform"
 import { SchemaAST as AST, Effect, Option, ParseResult, Schema } from "effect"
-import { PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "../Domain/Errors.ts"
+import { InvalidJson, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "../Domain/Errors.ts"
 
 /** Routes whose bodies are not application/json (LiveKit posts `application/webhook+json`). */
 const RAW_BODY_ROUTES = new Set(["/api/v1/voice/webhooks/livekit"])
@@ -45,6 +46,7 @@ export const readBody = (
   request: HttpServerRequest.HttpServerRequest,
   maxBodyBytes: number,
   timeoutMs: number,
+  pathname: string,
 ) =>
   Effect.gen(function* () {
     const source = request.source
@@ -80,12 +82,15 @@ export const readBody = (
       }),
       Effect.onError(() => Effect.promise(() => reader.cancel().catch(() => undefined))),
     )
+    const body = Buffer.concat(chunks)
+    // JSON is UTF-8: bytes that are not would be decoded as U+FFFD and stored changed. (A signed raw
+    // body is left to its signature check.)
+    if (!RAW_BODY_ROUTES.has(pathname) && !isUtf8(body))
+      return yield* new InvalidJson({ message: "Request body is not valid UTF-8." })
     const headers = new Headers(source.headers)
     headers.delete("transfer-encoding")
     headers.set("content-length", String(total))
-    return HttpServerRequest.fromWeb(
-      new Request(source.url, { method: source.method, headers, body: Buffer.concat(chunks) }),
-    )
+    return HttpServerRequest.fromWeb(new Request(source.url, { method: source.method, headers, body }))
   })
 
 /** The largest array (a transcript) and object the API accepts anywhere, and the deepest nesting. */
