@@ -11,6 +11,7 @@ import { Effect, Exit, ManagedRuntime, Option, Scope } from "effect"
 import { CONNECT_MS, ensureDatabase, pgClientLayer, QUERY_MS, STATEMENT_MS } from "../src/Sql/Client.ts"
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../src/Sql/EmbeddedPostgres.ts"
 import { READINESS_TIMEOUT_MS } from "../src/Sql/Migrator.ts"
+import { expectUnavailable } from "./support/envelope.ts"
 import { clusterProcesses, signalAll } from "./support/postgres-processes.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 import { eventually } from "./support/wait.ts"
@@ -41,14 +42,6 @@ afterAll(async () => {
 })
 
 const AGENTS = "/api/v1/voice/agents"
-
-const expectUnavailable = async (res: Response) => {
-  expect(res.status).toBe(503)
-  const body = (await res.json()) as { error: Record<string, unknown> }
-  expect(Object.keys(body.error).sort()).toEqual(["code", "message", "request_id", "type"])
-  expect(body.error).toMatchObject({ type: "api_error", code: "service_unavailable" })
-  expect(body.error.request_id).toBe(res.headers.get("x-request-id") as string)
-}
 
 test("the driver's deadlines answer a hung database within 10 s, and readiness within 2 s", () => {
   // a free connection (queueing and connecting included), then the server's answer

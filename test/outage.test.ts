@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test"
 import { Option, Redacted } from "effect"
 import { makeHold } from "../src/Local/Faults.ts"
 import { testPostgres } from "./support/db.ts"
+import { expectUnavailable } from "./support/envelope.ts"
 import { proxy } from "./support/proxy.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 import { eventually } from "./support/wait.ts"
@@ -23,15 +24,6 @@ afterAll(async () => {
 })
 
 const AGENTS = "/api/v1/voice/agents"
-
-const expectUnavailable = async (res: Response) => {
-  expect(res.status).toBe(503)
-  const body = (await res.json()) as { error: Record<string, unknown> }
-  expect(Object.keys(body.error).sort()).toEqual(["code", "message", "request_id", "type"])
-  expect(body.error).toMatchObject({ type: "api_error", code: "service_unavailable" })
-  expect(body.error.request_id).toBe(res.headers.get("x-request-id") as string)
-  expect(JSON.stringify(body)).not.toMatch(/SELECT|INSERT|ECONN|at .*\.ts/)
-}
 
 test("requests answer 503 service_unavailable while the database is down, and work again after", async () => {
   const { apiKey } = await server.newTenant()
