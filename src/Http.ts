@@ -34,7 +34,7 @@ const needsApiKey = (method: string, pathname: string, allowed: ReadonlyArray<st
 
 const WEBHOOK_PATH = "/api/v1/voice/webhooks/livekit"
 /** `GET` here with `wait_for_completion=true` is a long-poll, counted against its key's cap. */
-const SESSION_PATH = /^\/api\/v1\/voice\/sessions\/[^/]+$/
+const SESSION_PATH = /^\/api\/v1\/voice\/sessions\/[^/]+\/?$/
 
 /** 404 or 405 (with `Allow`) for what the router did not match; admin routes hide when disabled. */
 const notRouted = (adminEnabled: boolean) =>
@@ -51,12 +51,22 @@ const notRouted = (adminEnabled: boolean) =>
     return yield* failure
   })
 
-/** The path of a request URL (absolute, or only path and query), without parsing a URL. */
+/**
+ * The path of a request URL (absolute, or only path and query), without parsing a URL, decoded as the
+ * router decodes it (`/%61gents` is `/agents`): every check before routing must see the route that
+ * will serve the request. A path that cannot be decoded is left as sent (the router refuses it).
+ */
 const pathOf = (url: string) => {
   const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2)
   if (start < 0) return "/"
   const end = url.indexOf("?", start)
-  return url.slice(start, end < 0 ? undefined : end)
+  const raw = url.slice(start, end < 0 ? undefined : end)
+  if (!raw.includes("%")) return raw
+  try {
+    return decodeURI(raw)
+  } catch {
+    return raw
+  }
 }
 
 /** The size of the request's header fields as sent (names, values and their separators). */

@@ -10,7 +10,7 @@ import { createAgent, eventually } from "./support/sessions.ts"
 let s: TestServer
 beforeAll(async () => {
   // a header limit under Bun's own (16 KiB without `--max-http-header-size`), so the test runs either way
-  s = await startServer({ maxHeaderBytes: 4096 })
+  s = await startServer({ maxHeaderBytes: 4096, maxBodyBytes: 1024 })
 })
 afterAll(() => s.dispose())
 
@@ -33,6 +33,19 @@ test("headers over MAX_HEADER_BYTES → 431 in the envelope, and the connection 
   expect(
     (await s.fetchRaw("/api/v1/voice/agents", { headers: { "x-padding": "a".repeat(3_000) } })).status,
   ).toBe(401)
+})
+
+test("a percent-encoded path gets every check its route gets (size, key before body)", async () => {
+  const { apiKey } = await s.newTenant()
+  const big = JSON.stringify({ name: "a", instructions: "b".repeat(2000) })
+  for (const path of ["/api/v1/voice/agents", "/api/v1/voice/%61gents"]) {
+    const tooBig = await s.fetchRaw(path, { method: "POST", apiKey, body: big })
+    expect(tooBig.status).toBe(413)
+    expect(await envelopeOf(tooBig)).toMatchObject({ code: "payload_too_large" })
+    const noKey = await s.fetchRaw(path, { method: "POST", body: '{"name": "a"}' })
+    expect(noKey.status).toBe(401)
+    expect(noKey.headers.get("connection")).toBe("close")
+  }
 })
 
 test("a client that aborts its body mid-way is not a server failure: no 500, no error log", async () => {

@@ -56,6 +56,9 @@ describe("long-polls per key", () => {
     const pending = [getSession(s, apiKey, sessionId, wait), getSession(s, apiKey, sessionId, wait)]
     await eventually(async () => (await open(apiKey)) === 2)
     expectRateLimited(await getSession(s, apiKey, sessionId, wait))
+    // the same route spelled otherwise is the same long-poll
+    expectRateLimited(await call(s, apiKey, "GET", `/api/v1/voice/%73essions/${sessionId}${wait}`))
+    expectRateLimited(await call(s, apiKey, "GET", `/api/v1/voice/sessions/${sessionId}/${wait}`))
     expect((await getSession(s, apiKey, sessionId)).status).toBe(200) // not a long-poll
     expect((await getSession(s, apiKey, sessionId, "?wait_for_completion=false")).status).toBe(200)
     const other = await activeSession(s)
