@@ -329,37 +329,42 @@ const make = Effect.gen(function* () {
 
   const complete = (orgId: OrgId, id: SessionId, input: CompleteSession) =>
     Effect.gen(function* () {
-      const claimed = yield* repo.claim({
-        orgId,
-        id,
-        transcript: input.transcript,
-        duration_seconds: input.duration_seconds ?? null,
-        graceSeconds: config.sessionCompletionGraceSeconds,
-      })
-      if (Option.isNone(claimed)) {
-        const row = yield* get(orgId, id)
-        // A retry of a complete that took its transcript (its answer was lost, or it timed out): the
-        // outcome of that complete, once there is one, however the first attempt ended.
-        if (
-          row.status !== "active" &&
-          row.transcript !== null &&
-          sameTranscript(row.transcript, input.transcript)
-        )
-          return yield* completed(TERMINAL.has(row.status) ? row : yield* waitForTerminal(orgId, id, 120))
-        return yield* new VoiceSessionNotActive({
-          message:
-            row.status === "active"
-              ? `Voice session ${id} has expired; it can no longer be completed.`
-              : `Voice session ${id} is ${row.status} with another transcript; only an active session can be completed.`,
-        })
-      }
-      // The transcript is stored; the outcome is recorded even if the caller has gone away.
-      const finished = yield* finishClaimed(claimed.value)
-      // Another instance took the claim over: answer with its outcome.
-      return yield* completed(
-        Option.isSome(finished) ? finished.value : yield* waitForTerminal(orgId, id, 120),
+      // The claim and the work it starts run to their end even if the caller goes away: the
+      // transcript, once claimed, always gets its outcome recorded. (Undefined: not claimed.)
+      const finished = yield* detached(
+        Effect.flatMap(
+          repo.claim({
+            orgId,
+            id,
+            transcript: input.transcript,
+            duration_seconds: input.duration_seconds ?? null,
+            graceSeconds: config.sessionCompletionGraceSeconds,
+          }),
+          (claimed) => (Option.isNone(claimed) ? Effect.succeed(undefined) : finishClaimed(claimed.value)),
+        ),
       )
-    }).pipe(detached)
+      // Another instance took the claim over: answer with its outcome.
+      if (finished !== undefined)
+        return yield* completed(
+          Option.isSome(finished) ? finished.value : yield* waitForTerminal(orgId, id, 120),
+        )
+      const row = yield* get(orgId, id)
+      // A retry of a complete that took its transcript (its answer was lost, or it timed out): the
+      // outcome of that complete, once there is one, however the first attempt ended. (Waiting like a
+      // long-poll: a caller that leaves releases its registration.)
+      if (
+        row.status !== "active" &&
+        row.transcript !== null &&
+        sameTranscript(row.transcript, input.transcript)
+      )
+        return yield* completed(TERMINAL.has(row.status) ? row : yield* waitForTerminal(orgId, id, 120))
+      return yield* new VoiceSessionNotActive({
+        message:
+          row.status === "active"
+            ? `Voice session ${id} has expired; it can no longer be completed.`
+            : `Voice session ${id} is ${row.status} with another transcript; only an active session can be completed.`,
+      })
+    })
 
   return { start, read, complete, finishClaimed }
 })

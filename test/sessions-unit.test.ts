@@ -342,6 +342,19 @@ describe("complete", () => {
     expect(calls.json[0].prompt).toContain("user: About 500 a month.")
   })
 
+  test("a re-ask that fails (its budget spent) keeps the first reply: completed with a warning, not failed", async () => {
+    const { calls, run } = setup({ replies: ["not json", new Error("gave up after its 12 ms retry budget")] })
+    const session = await run(
+      Effect.gen(function* () {
+        const { orgId, sessionId } = yield* startOne()
+        return yield* (yield* Sessions).complete(orgId, sessionId, { transcript })
+      }),
+    )
+    expect(session).toMatchObject({ status: "completed", results: {}, error_log: [] })
+    expect(session.extraction_warnings[0]).toContain("not valid JSON")
+    expect(calls.json).toHaveLength(2)
+  })
+
   test("schema violations become warnings mirrored into metadata", async () => {
     const { run } = setup({ replies: ['{"budget": "lots", "company": null}'] })
     const session = await run(
@@ -583,6 +596,12 @@ describe("long-poll", () => {
         const withinLease = yield* sweepOnce
         yield* TestClock.adjust("1 millis")
         const afterLease = yield* sweepOnce
+        // the takeover runs on its own, not inside the sweep
+        yield* until(
+          Effect.map(repo.find({ orgId, id: sessionId }), (row) =>
+            Option.exists(row, (r) => r.status === "completed"),
+          ),
+        )
         return { withinLease, afterLease, row: yield* repo.find({ orgId, id: sessionId }) }
       }),
     )

@@ -119,7 +119,8 @@ export const extract = (agent: Agent, transcript: ReadonlyArray<TranscriptEntry>
     const reply = yield* Effect.flatMap(ask, (first) =>
       notFinished(first) !== undefined || Option.isSome(parseObject(first.text))
         ? Effect.succeed(first)
-        : ask,
+        : // a re-ask that fails (its share of the budget may be gone) leaves the first, unparseable reply
+          Effect.catchTag(ask, "GeminiExtractionError", () => Effect.succeed(first)),
     )
     const stopped = notFinished(reply)
     if (stopped !== undefined) return { results: {}, warnings: [stopped] }

@@ -4,7 +4,7 @@
  * any instance may, one at a time per room.
  */
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Schema } from "effect"
+import { Clock, Effect, Schema } from "effect"
 import { repository } from "../Domain/Errors.ts"
 import { makeTable, RepositoryTag } from "../Repository.ts"
 
@@ -89,12 +89,22 @@ const makeInMemory = Effect.gen(function* () {
             }))
         }),
       claimDue: (limit: number) =>
-        rows
-          .updateAll(
-            (row, at) => row.next_attempt_at.getTime() <= at.getTime(),
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          // the `limit` due longest, as the SQL picks them; only those are claimed
+          const chosen = new Set(
+            (yield* rows.rows)
+              .filter((row) => row.next_attempt_at.getTime() <= now)
+              .sort((a, b) => a.next_attempt_at.getTime() - b.next_attempt_at.getTime())
+              .slice(0, limit)
+              .map((row) => row.room),
+          )
+          const claimed = yield* rows.updateAll(
+            (row) => chosen.has(row.room),
             (row, at) => ({ ...row, next_attempt_at: later(at, CLAIM_SECONDS) }),
           )
-          .pipe(Effect.map((due) => due.slice(0, limit).map(({ room, attempts }) => ({ room, attempts })))),
+          return claimed.map(({ room, attempts }) => ({ room, attempts }))
+        }),
       done: (room: string) => rows.delete((row) => row.room === room),
       failed: (p: Pending) =>
         Effect.asVoid(

@@ -13,6 +13,8 @@ import { RoomCleanups } from "./RoomCleanups.ts"
  */
 export const COMPLETION_LEASE_SECONDS = 20
 const SWEEP_EVERY = "10 seconds"
+/** Stale completions one pass takes over at most (the rest wait for the next pass). */
+const TAKEOVERS_PER_SWEEP = 10
 
 /** Webhook event ids are kept this long for deduplication (LiveKit redelivers within minutes). */
 export const WEBHOOK_EVENT_RETENTION_SECONDS = 7 * 24 * 3600
@@ -26,14 +28,15 @@ export const sweepOnce = Effect.gen(function* () {
   const expired = yield* repo.expireDue(sessionCompletionGraceSeconds)
   yield* Effect.forEach(expired, hub.publish, { discard: true })
   let retried = 0
-  while (true) {
+  while (retried < TAKEOVERS_PER_SWEEP) {
     const stale = yield* repo.reclaimStale(COMPLETION_LEASE_SECONDS)
     if (Option.isNone(stale)) break
     yield* Effect.logWarning(
       `retrying the completion of session ${stale.value.session_id} after a lost lease`,
     )
-    // Detached inside: shutting down stops this wait, not the completion (a lost one is re-swept).
-    yield* sessions.finishClaimed(stale.value)
+    // Not waited for: the completions run side by side (each renews its lease) while the sweep goes
+    // on. A daemon, so that the end of this pass cannot interrupt one before its detached work starts.
+    yield* Effect.forkDaemon(sessions.finishClaimed(stale.value))
     retried += 1
   }
   yield* repo.pruneEvents(WEBHOOK_EVENT_RETENTION_SECONDS)

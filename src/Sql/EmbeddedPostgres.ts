@@ -360,8 +360,13 @@ export const restartEmbeddedPostgres = (
     return yield* launch(options, { ...state, port: pg.port })
   })
 
-/** Whether the postmaster `pid` still runs (an exited child not yet reaped does not). */
-export const postmasterRuns = (pid: number): boolean => isAlive(pid)
+/**
+ * Whether the postmaster `pid` of `dir` still runs (an exited child not yet reaped does not). An
+ * unknown pid (≤ 0, its pid file unread at start) is looked up again: `kill(-1, 0)` would always
+ * answer yes.
+ */
+export const postmasterRuns = (pid: number, dir: string): boolean =>
+  pid > 0 ? isAlive(pid) : runningPostmaster(dir) !== undefined
 
 /** The cluster in `dir` that another process (a running server) holds, if any. */
 export const runningEmbeddedPostgres = (

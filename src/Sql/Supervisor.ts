@@ -27,7 +27,7 @@ export const superviseEmbeddedPostgres = (
   options: EmbeddedPostgresOptions,
 ): Effect.Effect<void, never, Scope.Scope> => {
   let pid = pg.pid
-  const exited = Effect.sync(() => postmasterRuns(pid)).pipe(
+  const exited = Effect.sync(() => postmasterRuns(pid, pg.dir)).pipe(
     Effect.repeat({ while: (runs) => runs, schedule: Schedule.spaced(CHECK_EVERY) }),
   )
   const restart = restartEmbeddedPostgres(pg, options).pipe(
