@@ -273,43 +273,60 @@ const make = Effect.gen(function* () {
       Effect.scoped(
         Effect.gen(function* () {
           const claim = { id: row.session_id, claimed_at: row.claimed_at ?? new Date(0) }
-          // (the claim itself was the first beat)
+          // The heartbeat (the claim itself was the first beat). A beat that finds the claim taken
+          // over (its lease ran out, e.g. during a database outage) stops this work: the new owner
+          // does it, and the model is not kept busy twice.
+          const lost = yield* Deferred.make<void>()
           yield* repo.renewLease(claim).pipe(
+            Effect.flatMap((renewed) =>
+              Option.isNone(renewed) ? Deferred.succeed(lost, undefined) : Effect.void,
+            ),
             Effect.catchAll(() => Effect.void), // a missed beat only shortens the lease
             Effect.delay(LEASE_HEARTBEAT),
             Effect.forever,
             Effect.forkScoped,
           )
-          const transcript = row.transcript ?? []
-          const agent = yield* agents
-            .get(row.org_id, row.agent_id)
-            .pipe(
-              Effect.catchTag("VoiceAgentNotFound", Effect.die),
-              Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
-            )
-          const outcome: Outcome = yield* extract(agent, transcript).pipe(
-            Effect.provideService(Gemini, gemini),
-            Effect.provideService(AppConfig, config),
-            Effect.map(
-              (x): Outcome => ({ status: "completed", results: x.results, warnings: x.warnings, errors: [] }),
-            ),
-            // Stamped when the extraction gave up, which can be up to its whole retry budget later.
-            Effect.catchTag("GeminiExtractionError", (e) =>
-              failed("voice_result_extraction_failed", e.message),
-            ),
-          )
-          const finish = (outcome: Outcome) => repo.finish({ ...outcome, ...claim })
-          const finished = yield* finish(outcome).pipe(
-            // The transcript is stored and the outcome computed: keep it until the database takes it.
-            Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
-            // An outcome that cannot be stored (a bug) still ends the session, as failed.
-            Effect.catchAllDefect((defect) =>
-              Effect.zipRight(
-                Effect.logError("could not store an extraction outcome", defect),
-                Effect.flatMap(failed("internal_error", "the result could not be stored"), finish),
+          const work = Effect.gen(function* () {
+            const transcript = row.transcript ?? []
+            const agent = yield* agents
+              .get(row.org_id, row.agent_id)
+              .pipe(
+                Effect.catchTag("VoiceAgentNotFound", Effect.die),
+                Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
+              )
+            const outcome: Outcome = yield* extract(agent, transcript).pipe(
+              Effect.provideService(Gemini, gemini),
+              Effect.provideService(AppConfig, config),
+              Effect.map(
+                (x): Outcome => ({
+                  status: "completed",
+                  results: x.results,
+                  warnings: x.warnings,
+                  errors: [],
+                }),
               ),
-            ),
-          )
+              // Stamped when the extraction gave up, which can be up to its whole retry budget later.
+              Effect.catchTag("GeminiExtractionError", (e) =>
+                failed("voice_result_extraction_failed", e.message),
+              ),
+            )
+            const finish = (outcome: Outcome) => repo.finish({ ...outcome, ...claim })
+            const finished = yield* finish(outcome).pipe(
+              // The transcript is stored and the outcome computed: keep it until the database takes it.
+              Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
+              // An outcome that cannot be stored (a bug) still ends the session, as failed.
+              Effect.catchAllDefect((defect) =>
+                Effect.zipRight(
+                  Effect.logError("could not store an extraction outcome", defect),
+                  Effect.flatMap(failed("internal_error", "the result could not be stored"), finish),
+                ),
+              ),
+            )
+            return finished
+          })
+          const finished = yield* Effect.raceFirst(work, Effect.as(Deferred.await(lost), Option.none()))
+          // Also after a lost claim: a store that committed just before it was noticed must still be
+          // announced (an extra wake-up only costs a re-read).
           yield* hub.publish(row.session_id)
           return finished
         }),

@@ -672,6 +672,40 @@ describe("completion leases", () => {
   })
 })
 
+describe("a lost claim", () => {
+  test("a completion whose claim was taken over stops its extraction at the next beat", async () => {
+    const extractDelayMs = 60_000
+    const { calls, run } = setup({ replies: ['{"budget": 6, "company": null}'], extractDelayMs })
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessionId } = yield* startOne()
+        const repo = yield* SessionsRepo
+        const now = yield* Clock.currentTimeMillis
+        const completing = yield* Effect.fork((yield* Sessions).complete(orgId, sessionId, { transcript }))
+        // extracting (its model call sleeps 60 s) with its heartbeat due in 5 s
+        yield* asleepUntil(now + extractDelayMs, now + 5_000)
+        // another instance takes the claim over (as after an outage longer than the lease)
+        yield* TestClock.adjust("1 millis")
+        const takenOver = yield* repo.reclaimStale(0)
+        yield* TestClock.adjust("5 seconds")
+        // The next beat finds the claim gone: the extraction is stopped, not left to run its 60 s, and
+        // the complete goes on to wait (120 s) for the new owner's outcome.
+        yield* until(
+          Effect.map(TestClock.sleeps(), (sleeps) => Chunk.some(sleeps, (t) => t >= now + 120_000)),
+        )
+        const row = yield* repo.find({ orgId, id: sessionId })
+        yield* Fiber.interrupt(completing)
+        return { takenOver, row }
+      }),
+    )
+    expect(Option.isSome(result.takenOver)).toBe(true)
+    // the old owner recorded nothing: the session is the new owner's to finish
+    expect(Option.map(result.row, (r) => r.status)).toEqual(Option.some("completing"))
+    // its model call (which answers after 60 s) was stopped before it answered
+    expect(calls.json).toHaveLength(0)
+  })
+})
+
 describe("webhook events", () => {
   const event = (sessionId: string, id = `evt_${crypto.randomUUID()}`) => ({
     id,
