@@ -40,7 +40,7 @@ const SESSION_PATH = /^\/api\/v1\/voice\/sessions\/[^/]+\/?$/
 const notRouted = (adminEnabled: boolean) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const pathname = new URL(request.url, "http://localhost").pathname
+    const pathname = pathOf(request.url)
     const failure = routeFailure(request.method, pathname, adminEnabled)
     if (failure._tag === "MethodNotAllowed") {
       const allow = allowedMethods(pathname, true).join(", ")
@@ -85,11 +85,10 @@ const isRequestDecodeError = (u: unknown) => HttpServerError.isServerError(u) &&
  * (`withContext`) would merge the whole layer context into every request's.
  */
 const mapFailures = Effect.gen(function* () {
-  const config = yield* AppConfig
+  const { maxBodyBytes, bodyTimeoutMs, adminToken, maxHeaderBytes } = yield* AppConfig
   const lifecycle = yield* Lifecycle
   const limits = yield* Limits
   const authenticate = authenticateWith(yield* ApiKeys, limits)
-  const { maxBodyBytes, bodyTimeoutMs, adminToken, maxHeaderBytes } = config
   const adminEnabled = Option.isSome(adminToken)
   const authenticateAdmin = authenticateAdminWith(adminToken)
   return (app: HttpApp.Default): HttpApp.Default =>
@@ -150,6 +149,7 @@ const mapFailures = Effect.gen(function* () {
               Effect.fail(
                 invalidRequest(
                   error as HttpApiError.HttpApiDecodeError,
+                  // as sent: failedPart decodes the path's parameters itself
                   failedPart(request.method, new URL(request.url, "http://localhost").pathname),
                 ),
               ),

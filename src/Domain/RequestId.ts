@@ -7,21 +7,11 @@ export const CurrentRequestId = globalValue("Parley/CurrentRequestId", () => Fib
 const SAFE_ID = /^[A-Za-z0-9_.:-]{1,128}$/
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-/** Random base62 text from a CSPRNG (rejection sampling keeps it unbiased). */
-export const randomBase62 = (length: number): string => {
-  let out = ""
-  while (out.length < length) {
-    for (const byte of crypto.getRandomValues(new Uint8Array(length * 2))) {
-      if (byte < 248 && out.length < length) out += BASE62[byte % 62]
-    }
-  }
-  return out
-}
-
 /** CSPRNG bytes drawn in blocks: one `getRandomValues` per ~170 request ids, not one per id. */
 const pool = { bytes: new Uint8Array(4096), next: 4096 }
 
-const pooledBase62 = (length: number): string => {
+/** Random base62 text from a CSPRNG (rejection sampling keeps it unbiased). */
+export const randomBase62 = (length: number): string => {
   let out = ""
   while (out.length < length) {
     if (pool.next === pool.bytes.length) {
@@ -36,4 +26,4 @@ const pooledBase62 = (length: number): string => {
 
 /** Echo a caller's id when it is short and safe, else mint `req_…`. */
 export const requestIdFrom = (incoming: string | undefined): string =>
-  incoming !== undefined && SAFE_ID.test(incoming) ? incoming : `req_${pooledBase62(24)}`
+  incoming !== undefined && SAFE_ID.test(incoming) ? incoming : `req_${randomBase62(24)}`
