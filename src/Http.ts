@@ -20,6 +20,7 @@ import {
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
 import { asJsonBody, checkBody, hasBody, readBody } from "./Http/Body.ts"
 import { invalidRequest } from "./Http/Issues.ts"
+import { CurrentParking, Parked, type Parking, parkingFor } from "./Http/Parking.ts"
 import { allowedMethods, failedPart, routeFailure } from "./Http/Routes.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { Limits } from "./Limits.ts"
@@ -132,17 +133,25 @@ const mapFailures = Effect.gen(function* () {
         body === request ? app : Effect.provideService(app, HttpServerRequest.HttpServerRequest, body)
       if (auth === undefined) return yield* served
       yield* FiberRef.set(CurrentAuthentication, Option.some(auth))
-      return yield* request.method === "GET" &&
-      SESSION_PATH.test(pathname) &&
-      new URL(request.url, "http://localhost").searchParams.get("wait_for_completion") === "true"
-        ? limits.longPoll(auth.keyHash, served)
-        : served
+      if (
+        request.method !== "GET" ||
+        !SESSION_PATH.test(pathname) ||
+        new URL(request.url, "http://localhost").searchParams.get("wait_for_completion") !== "true"
+      )
+        return yield* served
+      // A parked long-poll keeps its place under the cap until it is answered or its client goes.
+      const parking = yield* FiberRef.get(CurrentParking)
+      return yield* limits.longPoll(auth.keyHash, served, (leave) =>
+        Option.isSome(parking) ? parking.value.finally(leave) : leave(),
+      )
     }).pipe(
       Effect.catchAllCause((cause) => {
         if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
         const failure = Cause.failureOption(cause)
         const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
         if (isApiError(error)) return Effect.fail(error)
+        // its answer is sent later, by its parking: what the fiber ends with goes nowhere
+        if (error instanceof Parked) return Effect.succeed(HttpServerResponse.empty())
         if (typeof error === "object" && error !== null && "_tag" in error) {
           if (error._tag === "HttpApiDecodeError")
             return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
@@ -181,27 +190,47 @@ const requestIdHeader: HttpApp.PreResponseHandler = (_request, response) =>
 export const withRequestIdHeader = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   Layer.locally(layer, HttpApp.currentPreResponseHandlers, Option.some(requestIdHeader))
 
-/** Request id for logs, errors and the `X-Request-Id` header; one log line per request. */
-const respond = (app: HttpApp.Default, request: HttpServerRequest.HttpServerRequest, requestId: string) => {
-  const started = performance.now()
-  // Set, not `Effect.locally`: the request has a fiber of its own, which ends with it.
-  const served = Effect.zipRight(FiberRef.set(CurrentRequestId, requestId), app)
-  return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
-    // the log line's fields cost more than the rest of a cached read: built only if it is written
-    LogLevel.lessThan(LogLevel.Info, level)
-      ? served
-      : Effect.tap(served, (response) =>
-          Effect.logInfo("request").pipe(
-            Effect.annotateLogs({
-              request_id: requestId,
-              method: request.method,
-              path: pathOf(request.url),
-              status: response.status,
-              latency_ms: Math.round(performance.now() - started),
-            }),
-          ),
-        ),
+/** The one log line of a request, written when its answer is made. */
+const requestLine = (
+  request: HttpServerRequest.HttpServerRequest,
+  requestId: string,
+  started: number,
+  status: number,
+) =>
+  Effect.logInfo("request").pipe(
+    Effect.annotateLogs({
+      request_id: requestId,
+      method: request.method,
+      path: pathOf(request.url),
+      status,
+      latency_ms: Math.round(performance.now() - started),
+    }),
   )
+
+/**
+ * Request id for logs, errors and the `X-Request-Id` header; one log line per request (a parked
+ * request's is written by its parking, when it is answered).
+ */
+const respond = (
+  app: HttpApp.Default,
+  request: HttpServerRequest.HttpServerRequest,
+  requestId: string,
+  started: number,
+  parking: Option.Option<Parking>,
+) => {
+  // Set, not `Effect.locally`: the request has a fiber of its own, which ends with it.
+  const identified = Effect.zipRight(FiberRef.set(CurrentRequestId, requestId), app)
+  const served = Option.isNone(parking)
+    ? identified
+    : Effect.zipRight(FiberRef.set(CurrentParking, parking), identified)
+  return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
+    // the log line's fields cost more than the rest of a cached read: built only if it is written
+    if (LogLevel.lessThan(LogLevel.Info, level)) return served
+    const line = (status: number) => requestLine(request, requestId, started, status)
+    return Effect.tap(served, (response) =>
+      Option.isSome(parking) && parking.value.parked() ? Effect.void : line(response.status),
+    )
+  })
 }
 
 /**
@@ -209,17 +238,17 @@ const respond = (app: HttpApp.Default, request: HttpServerRequest.HttpServerRequ
  * through the platform's own pending reply (platform-bun's request keeps its `resolve`), so that the
  * interruption that follows has nothing left to send (it would send an empty 503).
  */
-const cutOff = (request: HttpServerRequest.HttpServerRequest, requestId: string) => () => {
-  const resolve = (request as unknown as { readonly resolve?: unknown }).resolve
-  if (typeof resolve !== "function") return
+const cutOffResponse = (requestId: string) => {
   const { status, type, code } = ServiceUnavailable.meta
   const message = "The server shut down before this request finished; retry on another instance."
-  resolve(
-    Response.json(
-      { error: { type, code, message, request_id: requestId } },
-      { status, headers: { "x-request-id": requestId, connection: "close" } },
-    ),
+  return Response.json(
+    { error: { type, code, message, request_id: requestId } },
+    { status, headers: { "x-request-id": requestId, connection: "close" } },
   )
+}
+const cutOff = (request: HttpServerRequest.HttpServerRequest, requestId: string) => () => {
+  const resolve = (request as unknown as { readonly resolve?: unknown }).resolve
+  if (typeof resolve === "function") resolve(cutOffResponse(requestId))
 }
 
 /** Outermost middleware: the request is in flight (shutdown waits for it) until its response is sent. */
@@ -227,6 +256,21 @@ export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default<never, L
   Effect.flatMap(Lifecycle, (lifecycle) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const requestId = requestIdFrom(request.headers["x-request-id"])
-      return lifecycle.inFlight(respond(app, request, requestId), cutOff(request, requestId))
+      const started = performance.now()
+      // Only a long-poll may park (its URL says so; the route checks the rest).
+      const parking =
+        request.method === "GET" && request.url.includes("wait_for_completion")
+          ? parkingFor(
+              request,
+              requestId,
+              lifecycle.hold,
+              () => cutOffResponse(requestId),
+              (status) => requestLine(request, requestId, started, status),
+            )
+          : Option.none()
+      return lifecycle.inFlight(
+        respond(app, request, requestId, started, parking),
+        cutOff(request, requestId),
+      )
     }),
   )

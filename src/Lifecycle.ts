@@ -18,6 +18,11 @@ export interface LifecycleService {
    * is still running when the drain's time is up, `cutOff` answers it (before it is interrupted).
    */
   readonly inFlight: <A, E, R>(self: Effect.Effect<A, E, R>, cutOff: () => void) => Effect.Effect<A, E, R>
+  /**
+   * Counts a request that waits without a fiber (a parked long-poll) as in flight until the returned
+   * function is called, like `inFlight`.
+   */
+  readonly hold: (cutOff: () => void) => () => void
   /** Answers every request still in flight (as `inFlight` was told to); they are interrupted next. */
   readonly cutOff: Effect.Effect<void>
   /** Whether shutdown has begun: new requests are refused with 503 so load balancers move on. */
@@ -31,28 +36,40 @@ export interface LifecycleService {
 }
 
 /**
- * The request fibers in flight: a plain set and the fiber's own exit observer (a FiberSet costs a
- * request ~10 % of its CPU on the hot read path), interrupted when the scope closes.
+ * The requests in flight, each with how to cut it off: request fibers (a plain map and the fiber's
+ * own exit observer: a FiberSet costs a request ~10 % of its CPU on the hot read path), interrupted
+ * when the scope closes, and held requests without a fiber.
  */
 const requestSet = Effect.gen(function* () {
-  const fibers = new Map<Fiber.RuntimeFiber<unknown, unknown>, () => void>()
+  const requests = new Map<object, () => void>()
   const idle = new Set<() => void>()
-  yield* Effect.addFinalizer(() => Fiber.interruptAll([...fibers.keys()]))
+  yield* Effect.addFinalizer(() =>
+    Fiber.interruptAll(
+      [...requests.keys()].filter(
+        (key): key is Fiber.RuntimeFiber<unknown, unknown> => Fiber.isFiber(key) && Fiber.isRuntimeFiber(key),
+      ),
+    ),
+  )
+  const remove = (key: object) => {
+    if (!requests.delete(key) || requests.size > 0) return
+    for (const wake of idle) wake()
+    idle.clear()
+  }
   return {
     add: (fiber: Fiber.RuntimeFiber<unknown, unknown>, cutOff: () => void) => {
-      fibers.set(fiber, cutOff)
-      fiber.addObserver(() => {
-        fibers.delete(fiber)
-        if (fibers.size > 0) return
-        for (const wake of idle) wake()
-        idle.clear()
-      })
+      requests.set(fiber, cutOff)
+      fiber.addObserver(() => remove(fiber))
+    },
+    hold: (cutOff: () => void) => {
+      const key = {}
+      requests.set(key, cutOff)
+      return () => remove(key)
     },
     cutOff: Effect.sync(() => {
-      for (const cut of fibers.values()) cut()
+      for (const cut of [...requests.values()]) cut()
     }),
     awaitEmpty: Effect.async<void>((resume) => {
-      if (fibers.size === 0) return resume(Effect.void)
+      if (requests.size === 0) return resume(Effect.void)
       const wake = () => resume(Effect.void)
       idle.add(wake)
       return Effect.sync(() => void idle.delete(wake))
@@ -83,6 +100,7 @@ const make = Effect.gen(function* () {
         requests.add(fiber, cutOff)
         return self
       }),
+    hold: requests.hold,
     cutOff: requests.cutOff,
     draining: () => state.draining,
     beginDraining,

@@ -97,8 +97,15 @@ const make = Effect.gen(function* () {
       return Effect.void
     })
 
-  /** Runs `self` as one of `key`'s long-polls, refused while `maxLongPollsPerKey` are open. */
-  const longPoll = <A, E, R>(key: string, self: Effect.Effect<A, E, R>) =>
+  /**
+   * Runs `self` as one of `key`'s long-polls, refused while `maxLongPollsPerKey` are open. Its place is
+   * given back when `self` ends, or later: `release` is handed the function that gives it back.
+   */
+  const longPoll = <A, E, R>(
+    key: string,
+    self: Effect.Effect<A, E, R>,
+    release: (leave: () => void) => void = (leave) => leave(),
+  ) =>
     Effect.acquireUseRelease(
       Effect.suspend(() => {
         const open = longPolls.get(key) ?? 0
@@ -109,11 +116,13 @@ const make = Effect.gen(function* () {
       }),
       () => self,
       () =>
-        Effect.sync(() => {
-          const open = (longPolls.get(key) ?? 1) - 1
-          if (open === 0) longPolls.delete(key)
-          else longPolls.set(key, open)
-        }),
+        Effect.sync(() =>
+          release(() => {
+            const open = (longPolls.get(key) ?? 1) - 1
+            if (open === 0) longPolls.delete(key)
+            else longPolls.set(key, open)
+          }),
+        ),
     )
 
   return {

@@ -1,4 +1,4 @@
-import { Clock, Context, Deferred, Effect, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, Option, Runtime, Schedule } from "effect"
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
@@ -18,7 +18,7 @@ import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
-import { CompletionHub, type Round } from "./Sessions/CompletionHub.ts"
+import { CompletionHub, type Round, type Woken } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 import { RoomCleanups } from "./Sessions/RoomCleanups.ts"
@@ -58,33 +58,20 @@ const failed = (code: string, message: string) =>
 const notFound = (id: string) =>
   new VoiceSessionNotFound({ message: `No voice session with id ${id}.`, param: "id" })
 
+/** A read shared by waiters: its outcome once known, and who waits for it meanwhile. */
+interface SharedRead<A, E> {
+  exit: Exit.Exit<A, E> | undefined
+  readonly callbacks: Array<(exit: Exit.Exit<A, E>) => void>
+}
+
 /**
- * A read shared by waiters: the first caller for a key starts it, the others await it. It runs to
- * its end even if that first caller goes away, since the others depend on it. `forget`: the key is
- * free again once the read is done (else the map's owner decides how long it lives).
+ * The waiters of a long-poll, in one place: what a waiting request holds (no fiber of its own) and
+ * the one read that waiters woken together share.
  */
-const shared = <A, E>(
-  reads: Map<string, Deferred.Deferred<A, E>>,
-  key: string,
-  forget: boolean,
-  read: Effect.Effect<A, E>,
-) =>
-  Effect.fiberIdWith((fiberId) => {
-    const inFlight = reads.get(key)
-    if (inFlight !== undefined) return Deferred.await(inFlight)
-    const result = Deferred.unsafeMake<A, E>(fiberId)
-    reads.set(key, result)
-    return Effect.zipRight(
-      Effect.uninterruptible(
-        read.pipe(
-          Effect.exit,
-          Effect.flatMap((exit) => Deferred.done(result, exit)),
-          Effect.ensuring(Effect.sync(() => forget && reads.delete(key))),
-        ),
-      ),
-      Deferred.await(result),
-    )
-  })
+export type Watched<A> =
+  | { readonly _tag: "Done"; readonly row: A }
+  /** `answer` will be called once, unless `cancel` (the client went away) is called first. */
+  | { readonly _tag: "Waiting"; readonly cancel: () => void }
 
 const make = Effect.gen(function* () {
   const repo = yield* SessionsRepo
@@ -96,6 +83,9 @@ const make = Effect.gen(function* () {
   const config = yield* AppConfig
   // Start and complete run to their end even if the client goes away (see Lifecycle.detached).
   const { detached } = yield* Lifecycle
+  // Waiters are woken by callbacks, outside any fiber: their shared re-reads run on this layer's runtime.
+  const runtime = yield* Effect.runtime<never>()
+  const runFork = Runtime.runFork(runtime)
 
   const start = (orgId: OrgId, input: StartSession) =>
     Effect.gen(function* () {
@@ -213,50 +203,109 @@ const make = Effect.gen(function* () {
       Option.isSome(row) ? Effect.succeed(row.value) : Effect.fail(notFound(id)),
     )
 
-  /** Per ended round, per organization: the one re-read its woken waiters share (started after it ended). */
   type Session = Effect.Effect.Success<ReturnType<typeof get>>
   type ReadError = Effect.Effect.Error<ReturnType<typeof get>>
-  type Reads = Map<string, Deferred.Deferred<Session, ReadError>>
-  const roundReads = new WeakMap<Round, Reads>()
-  const reread = (round: Round, orgId: OrgId, id: SessionId) =>
-    Effect.suspend(() => {
-      const reads: Reads = roundReads.get(round) ?? new Map()
-      roundReads.set(round, reads)
-      return shared(reads, orgId, false, get(orgId, id))
+  type Reads = Map<string, SharedRead<Session, ReadError>>
+  type Answer = (exit: Exit.Exit<Session, ReadError>) => void
+
+  /**
+   * A read shared by waiters: the first caller for a key starts it, the others are called back with
+   * its outcome. It runs to its end whoever goes away, since the others depend on it. `forget`: the
+   * key is free again once the read is done (else the map's owner decides how long it lives).
+   */
+  const shared = (
+    reads: Reads,
+    key: string,
+    forget: boolean,
+    read: Effect.Effect<Session, ReadError>,
+    then: Answer,
+  ) => {
+    const known = reads.get(key)
+    if (known?.exit !== undefined) return then(known.exit)
+    if (known !== undefined) return void known.callbacks.push(then)
+    const pending: SharedRead<Session, ReadError> = { exit: undefined, callbacks: [then] }
+    reads.set(key, pending)
+    runFork(read).addObserver((exit) => {
+      pending.exit = exit
+      if (forget) reads.delete(key)
+      for (const callback of pending.callbacks.splice(0)) callback(exit)
     })
+  }
+  /** Per ended round, per organization: the one re-read its woken waiters share (started after it ended). */
+  const roundReads = new WeakMap<Round, Reads>()
+  const reread = (round: Round, orgId: OrgId, id: SessionId, then: Answer) => {
+    const reads: Reads = roundReads.get(round) ?? new Map()
+    roundReads.set(round, reads)
+    shared(reads, orgId, false, get(orgId, id), then)
+  }
   /** Reads of waiters whose deadline passed, joined while in flight (many may share one deadline). */
   const finalReads: Reads = new Map()
 
   /**
-   * Long-poll: register first, then read, so a completion between the two is never missed. While
-   * waiting nothing touches the database and the waiter holds no fiber, scope or row of its own
-   * (only the session's status decides whether to wait); when the session changes, its waiters
-   * share one re-read. Interrupting (client disconnect) releases the registration.
+   * Long-poll: register first, then read, so a completion between the two is never missed. When the
+   * session is not terminal yet, the wait holds no fiber, scope or row of its own — a callback in the
+   * hub and an entry in its deadline list — and nothing touches the database; when the session
+   * changes, its waiters share one re-read. `answer` gets the terminal row, the row at the deadline,
+   * the row after shutdown's wake-up, or the failure of a read. A request can thus wait without its
+   * fiber (the HTTP layer answers it from `answer`).
    */
-  const waitForTerminal = (orgId: OrgId, id: SessionId, timeoutSeconds: number) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      // acquireUseRelease: a disconnect right after registering still releases the registration
-      Effect.acquireUseRelease(
-        hub.register(id),
-        (waiter) => {
-          const deadline = now + timeoutSeconds * 1000
-          const settle = (row: Session): Effect.Effect<Session, ReadError> =>
-            TERMINAL.has(row.status) ? Effect.succeed(row) : waitAgain
-          const waitAgain: Effect.Effect<Session, ReadError> = Effect.flatMap(
-            Effect.suspend(() => waiter.next(deadline)),
-            ({ why, round }) =>
-              // A timeout answers with the state now; shutdown with the state after its wake-up.
-              why === "timeout"
-                ? shared(finalReads, `${orgId}/${id}`, true, get(orgId, id))
-                : why === "closing"
-                  ? reread(round, orgId, id)
-                  : Effect.flatMap(reread(round, orgId, id), settle),
-          )
-          return get(orgId, id).pipe(Effect.flatMap(settle))
-        },
-        (waiter) => waiter.release,
-      ),
+  const watch = (orgId: OrgId, id: SessionId, timeoutSeconds: number, answer: Answer) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const deadline = (yield* Clock.currentTimeMillis) + timeoutSeconds * 1000
+        const waiter = yield* hub.register(id)
+        const first = yield* Effect.exit(restore(get(orgId, id)))
+        if (Exit.isFailure(first) || TERMINAL.has(first.value.status)) {
+          yield* waiter.release
+          return yield* Effect.map(first, (row): Watched<Session> => ({ _tag: "Done", row }))
+        }
+        const state = { done: false, stopListening: () => {} }
+        const stop = () => {
+          if (state.done) return false
+          state.done = true
+          state.stopListening()
+          Effect.runSync(waiter.release)
+          return true
+        }
+        const finish: Answer = (exit) => {
+          if (stop()) answer(exit)
+        }
+        const settle: Answer = (exit) =>
+          Exit.isSuccess(exit) && !TERMINAL.has(exit.value.status) ? listen() : finish(exit)
+        // A timeout answers with the state now; shutdown with the state after its wake-up.
+        const onWake = ({ why, round }: Woken) =>
+          why === "timeout"
+            ? shared(finalReads, `${orgId}/${id}`, true, get(orgId, id), finish)
+            : reread(round, orgId, id, why === "closing" ? finish : settle)
+        const listen = () => {
+          if (state.done) return
+          const listening = Runtime.runSync(runtime)(waiter.listen(deadline, onWake))
+          if (typeof listening === "function") state.stopListening = listening
+          else onWake(listening)
+        }
+        listen()
+        return { _tag: "Waiting", cancel: () => void stop() } satisfies Watched<Session>
+      }),
     )
+
+  /** A long-poll on the caller's fiber (an interruption, the client going away, ends the wait). */
+  const waitForTerminal = (orgId: OrgId, id: SessionId, timeoutSeconds: number) =>
+    Effect.suspend(() => {
+      const outcome: { exit?: Exit.Exit<Session, ReadError>; resume?: Answer } = {}
+      const answer: Answer = (exit) => {
+        if (outcome.resume === undefined) outcome.exit = exit
+        else outcome.resume(exit)
+      }
+      return Effect.flatMap(watch(orgId, id, timeoutSeconds, answer), (watched) =>
+        watched._tag === "Done"
+          ? Effect.succeed(watched.row)
+          : Effect.async<Session, ReadError>((resume) => {
+              if (outcome.exit !== undefined) return resume(outcome.exit)
+              outcome.resume = resume
+              return Effect.sync(watched.cancel)
+            }),
+      )
+    })
 
   const read = (orgId: OrgId, id: SessionId, wait: boolean, timeoutSeconds: number) =>
     wait ? waitForTerminal(orgId, id, timeoutSeconds) : get(orgId, id)
@@ -383,7 +432,7 @@ const make = Effect.gen(function* () {
       })
     })
 
-  return { start, read, complete, finishClaimed }
+  return { start, read, watch, complete, finishClaimed }
 })
 
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {

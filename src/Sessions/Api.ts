@@ -21,6 +21,9 @@ import {
 import { JsonBody } from "../Http/Body.ts"
 import { onSession } from "../Http/Resources.ts"
 
+/** What `GET /sessions/:id` answers (also when a long-poll's answer is sent on its own). */
+export const SessionEnvelope = Envelope("voice_session", Session)
+
 export class SessionsApi extends HttpApiGroup.make("sessions")
   .middleware(Authenticated)
   .add(
@@ -36,7 +39,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
   .add(
     onSession(HttpApiEndpoint.get("get", "/api/v1/voice/sessions/:id"))
       .setUrlParams(WaitParams)
-      .addSuccess(Envelope("voice_session", Session))
+      .addSuccess(SessionEnvelope)
       .annotate(OpenApi.Summary, "Get a voice session, optionally waiting for its result")
       .annotate(
         OpenApi.Description,

@@ -46,16 +46,21 @@ export interface Round {
   readonly sessionId: string
 }
 
+/** Why a round of waiting ended, and which round it was (for the re-read its waiters share). */
+export interface Woken {
+  readonly why: Wake | "timeout"
+  readonly round: Round
+}
+
 /** A registered waiter: it exists (and is counted) until released, across any number of rounds. */
 export interface Waiter {
   /**
    * Waits for the end of the round after the last one this waiter saw, or `deadline` (epoch ms on
    * the Clock). Holds no fiber or timer of its own: a callback in the round and an entry in the
-   * hub's one deadline list. `round` is the round that ended (for its shared re-read).
+   * hub's one deadline list. Answers at once when the wait is already over (`Woken`); otherwise
+   * `onWake` is called later, once, unless the returned cancel function is called first.
    */
-  readonly next: (
-    deadline: number,
-  ) => Effect.Effect<{ readonly why: Wake | "timeout"; readonly round: Round }>
+  readonly listen: (deadline: number, onWake: (woken: Woken) => void) => Effect.Effect<Woken | (() => void)>
   readonly release: Effect.Effect<void>
 }
 
@@ -164,9 +169,9 @@ const makeLocal = () => {
       const entry = enter(sessionId)
       let at = entry.round
       let released = false
-      const next = (deadline: number) =>
-        Effect.clockWith((clock) => {
-          if (state.closing) return Effect.succeed({ why: "closing" as const, round: at })
+      const listen = (deadline: number, onWake: (woken: Woken) => void) =>
+        Effect.clockWith((clock): Effect.Effect<Woken | (() => void)> => {
+          if (state.closing) return Effect.succeed({ why: "closing", round: at })
           // Its round ended while it was busy: answer at once with the latest ended round.
           if (at.ended !== undefined) {
             const round = entry.previous ?? at
@@ -174,45 +179,31 @@ const makeLocal = () => {
             return Effect.succeed({ why: round.ended ?? "changed", round })
           }
           if (deadline <= clock.unsafeCurrentTimeMillis())
-            return Effect.succeed({ why: "timeout" as const, round: at })
+            return Effect.succeed({ why: "timeout", round: at })
           const round = at
-          type Woken = { why: Wake | "timeout"; round: Round }
           // The timer is in the list before the sleeper is armed: a sleeper that fires in between
           // then sees it (and re-arms for it), so no deadline is ever left without one.
-          let woken: Woken | undefined
-          let resume: ((effect: Effect.Effect<Woken>) => void) | undefined
           const timer: Timer = { at: deadline, fire: () => listener("timeout"), done: false }
           const listener: Listener = (why) => {
             round.listeners.delete(listener)
             cancelTimer(timer)
             if (why !== "timeout") at = entry.round
-            woken = { why, round }
-            resume?.(Effect.succeed(woken))
+            onWake({ why, round })
           }
           round.listeners.add(listener)
           addTimer(timer)
-          // Interrupted (client disconnect): nothing of this wait stays behind.
-          const forget = Effect.sync(() => {
+          const cancel = () => {
             round.listeners.delete(listener)
             cancelTimer(timer)
-          })
-          return arm(deadline).pipe(
-            Effect.zipRight(
-              Effect.async<Woken>((callback) => {
-                if (woken !== undefined) return callback(Effect.succeed(woken))
-                resume = callback
-                return forget
-              }),
-            ),
-            Effect.onInterrupt(() => forget),
-          )
+          }
+          return Effect.as(arm(deadline), cancel)
         })
       const release = Effect.sync(() => {
         if (released) return
         released = true
         leave(sessionId, entry)
       })
-      return { next, release }
+      return { listen, release }
     })
 
   const wakeWith = (sessionId: string, why: Wake) =>

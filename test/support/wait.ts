@@ -2,8 +2,8 @@
  * Waiting on conditions, never on time: each helper re-checks a few ms of real time apart until the
  * condition holds, and has no deadline of its own (bun's per-test timeout bounds every wait).
  */
-import { Clock, Effect } from "effect"
-import type { CompletionHubService } from "../../src/Sessions/CompletionHub.ts"
+import { Clock, Deferred, Effect, Exit } from "effect"
+import type { CompletionHubService, Woken } from "../../src/Sessions/CompletionHub.ts"
 
 const POLL_MS = 5
 
@@ -31,5 +31,10 @@ export const wakeOf = (hub: CompletionHubService, sessionId: string) =>
   Effect.gen(function* () {
     const waiter = yield* Effect.acquireRelease(hub.register(sessionId), (w) => w.release)
     const now = yield* Clock.currentTimeMillis
-    return yield* Effect.fork(Effect.map(waiter.next(now + 3_600_000), ({ why }) => why))
+    const woken = yield* Deferred.make<Woken>()
+    const listening = yield* waiter.listen(now + 3_600_000, (w) =>
+      Deferred.unsafeDone(woken, Exit.succeed(w)),
+    )
+    if (typeof listening !== "function") yield* Deferred.succeed(woken, listening)
+    return yield* Effect.fork(Effect.map(Deferred.await(woken), ({ why }) => why))
   })

@@ -1,0 +1,183 @@
+import { type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Cause, Effect, Exit, FiberRef, Option, Runtime, Schema } from "effect"
+import { globalValue } from "effect/GlobalValue"
+import {
+  type ApiErrorClass,
+  type ApiErrorInstance,
+  InternalError,
+  isApiError,
+  wire,
+} from "../Domain/Errors.ts"
+import type { Watched } from "../Sessions.ts"
+
+/**
+ * A long-poll that waits without its request fiber. The fiber ends once the wait is set up, and the
+ * answer is sent later, from the callback that ends the wait, through the platform's own pending
+ * reply (platform-bun's request keeps its `resolve`). A waiting request then holds its connection,
+ * a callback and a deadline entry, not a fiber and the continuations of every middleware it passed.
+ */
+export interface Parking {
+  /**
+   * From now on the request is answered by `reply`; the fiber ends (dies with `Parked`, which the
+   * error middleware turns into a response nobody receives). `cancel` ends the wait when the client
+   * goes away first.
+   */
+  readonly park: (cancel: () => void) => Effect.Effect<never>
+  /** Answers the parked request with `response` (made with the request's fiber refs: its id). */
+  readonly reply: (response: Effect.Effect<HttpServerResponse.HttpServerResponse>) => void
+  /** Runs `f` when the request is answered or gone: at once unless it is parked and waiting. */
+  readonly finally: (f: () => void) => void
+  /** Whether the request fiber handed its answer over (its own response is not sent, nor logged). */
+  readonly parked: () => boolean
+}
+
+/** The parking of the request being served, if it may park (a long-poll on platform-bun). */
+export const CurrentParking = globalValue("Parley/CurrentParking", () =>
+  FiberRef.unsafeMake<Option.Option<Parking>>(Option.none()),
+)
+
+/** The defect a parked request's fiber ends with; never an error anybody sees. */
+export class Parked {
+  readonly _tag = "Parked"
+}
+
+interface Pending {
+  readonly resolve?: unknown
+  readonly source?: unknown
+}
+
+/**
+ * The parking of `request`, when it has a pending reply to send later (else none: the request waits
+ * on its fiber). `hold` counts it in flight while parked (the returned function ends that), `cutOff`
+ * is the answer shutdown sends when its time is up, `answered` runs with each answer sent.
+ */
+export const parkingFor = (
+  request: HttpServerRequest.HttpServerRequest,
+  requestId: string,
+  hold: (cutOff: () => void) => () => void,
+  cutOff: () => Response,
+  answered: (status: number) => Effect.Effect<void>,
+): Option.Option<Parking> => {
+  const pending = request as unknown as Pending
+  const resolve = pending.resolve
+  const signal = pending.source instanceof Request ? pending.source.signal : undefined
+  if (typeof resolve !== "function" || signal === undefined) return Option.none()
+  const state = {
+    parked: false,
+    over: false,
+    finalizers: [] as Array<() => void>,
+    cancel: () => {},
+    release: () => {},
+    runFork: undefined as ReturnType<typeof Runtime.runFork<never>> | undefined,
+  }
+  const end = () => {
+    if (state.over) return false
+    state.over = true
+    signal.removeEventListener("abort", onAbort)
+    state.release()
+    for (const f of state.finalizers.splice(0)) f()
+    return true
+  }
+  const onAbort = () => {
+    if (!end()) return
+    state.cancel()
+  }
+  const send = (response: Response) => {
+    if (end()) resolve(response)
+  }
+  return Option.some({
+    park: (cancel) =>
+      Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+        // answers are made on the request's runtime: its logger, its id
+        state.runFork = Runtime.runFork(runtime)
+        state.parked = true
+        state.cancel = cancel
+        // the fiber's own response, made when it ends, goes nowhere
+        ;(request as unknown as { resolve: unknown }).resolve = () => {}
+        state.release = hold(() => {
+          if (state.over) return
+          state.cancel()
+          send(cutOff())
+        })
+        signal.addEventListener("abort", onAbort, { once: true })
+        if (signal.aborted) onAbort()
+        return Effect.die(new Parked())
+      }),
+    reply: (response) => {
+      if (state.over || state.runFork === undefined) return
+      state
+        .runFork(
+          response.pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.zipRight(
+                Effect.logError("unhandled failure", cause),
+                errorResponse(
+                  new InternalError({ message: "An internal error occurred; it has been logged." }),
+                ),
+              ),
+            ),
+            Effect.tap((answer) => answered(answer.status)),
+            Effect.map((answer) =>
+              HttpServerResponse.toWeb(HttpServerResponse.setHeader(answer, "x-request-id", requestId)),
+            ),
+          ),
+        )
+        .addObserver((exit) => {
+          if (Exit.isSuccess(exit)) send(exit.value)
+        })
+    },
+    finally: (f) => {
+      if (state.parked && !state.over) state.finalizers.push(f)
+      else f()
+    },
+    parked: () => state.parked,
+  })
+}
+
+/** An API error as its response: the one envelope, with its status. */
+export const errorResponse = (error: ApiErrorInstance) => {
+  const cls = error.constructor as ApiErrorClass<ApiErrorInstance>
+  return Effect.flatMap(Schema.encode(wire(cls))(error), (body) =>
+    HttpServerResponse.json(body, { status: cls.meta.status }),
+  ).pipe(Effect.orDie)
+}
+
+/**
+ * A wait that can answer later: parked when this request may park (its fiber ends here and the
+ * outcome, made into a response by `toResponse`, is sent when it comes), else `onFiber`.
+ */
+export const waitParked = <A, E extends ApiErrorInstance>(
+  watch: (answer: (exit: Exit.Exit<A, E>) => void) => Effect.Effect<Watched<A>, E>,
+  onFiber: Effect.Effect<A, E>,
+  toResponse: (value: A) => Effect.Effect<HttpServerResponse.HttpServerResponse>,
+): Effect.Effect<A, E> =>
+  Effect.flatMap(FiberRef.get(CurrentParking), (current) => {
+    if (Option.isNone(current)) return onFiber
+    const parking = current.value
+    const outcome: { early?: Exit.Exit<A, E>; parked: boolean } = { parked: false }
+    const answer = (exit: Exit.Exit<A, E>) => {
+      if (!outcome.parked) outcome.early = exit
+      else
+        parking.reply(
+          Exit.match(exit, {
+            onSuccess: toResponse,
+            onFailure: (cause) => {
+              const failure = Cause.failureOption(cause)
+              return Option.isSome(failure) && isApiError(failure.value)
+                ? errorResponse(failure.value)
+                : Effect.orDie(Effect.failCause(cause))
+            },
+          }),
+        )
+    }
+    // Between the wait's start and parking nothing may interrupt: the wait would be left behind.
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(watch(answer)), (watched) => {
+        if (watched._tag === "Done") return Effect.succeed(watched.row)
+        // It ended between the two: answered by the fiber after all.
+        if (outcome.early !== undefined) return outcome.early
+        outcome.parked = true
+        return parking.park(watched.cancel)
+      }),
+    )
+  })
