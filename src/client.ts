@@ -1,7 +1,8 @@
 /**
  * The typed client (`import { makeClient } from "parley/client"`), built from the same HttpApi as the
  * server and the OpenAPI document: every route, its parameters, its answer and its errors (decoded
- * into the error classes, e.g. `VoiceSessionNotFound`) are typed. Runs on Bun and Node (≥ 18, fetch).
+ * into the error classes, e.g. `VoiceSessionNotFound`) are typed. Bun imports this source; Node the
+ * bundle `npm run build` writes to dist/ (run by `npm install`; checked on Node 20).
  */
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Cause, Effect, Exit } from "effect"
@@ -36,13 +37,34 @@ export const run = <A, E>(call: Effect.Effect<A, E>): Promise<A> =>
     Exit.isSuccess(exit) ? exit.value : Promise.reject(Cause.squash(exit.cause)),
   )
 
+/** The error classes failures are decoded into (for `instanceof`, or `_tag` with `Effect.catchTag`). */
 export {
+  ApiKeyNotFound,
+  InternalError,
+  InvalidApiKey,
+  InvalidAuthorizationScheme,
+  InvalidJson,
   InvalidRequest,
   InvalidRequestBody,
+  MethodNotAllowed,
+  MissingAuthorizationHeader,
+  MissingBearerToken,
+  OrganizationNotFound,
+  PayloadTooLarge,
+  RateLimited,
+  RequestHeaderFieldsTooLarge,
+  RequestTimeout,
+  RouteNotFound,
+  ServiceUnavailable,
+  UnsupportedMediaType,
   VoiceAgentNotFound,
+  VoiceGeminiEphemeralFailed,
+  VoiceLiveKitFailed,
   VoiceResultExtractionFailed,
   VoiceSessionNotActive,
   VoiceSessionNotFound,
+  VoiceSessionTtlTooShort,
+  WebhookVerificationFailed,
 } from "./Domain/Errors.ts"
 export type { Session } from "./Domain/Session.ts"
 export type { SessionList, SessionListItem } from "./Domain/SessionList.ts"
