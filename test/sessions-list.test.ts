@@ -4,8 +4,10 @@
  * query plan (the indexes of migration 0003 serve every order and filter, with no sort).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { OpenApi } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
+import { Api } from "../src/Api.ts"
 import type { AgentId, SessionId } from "../src/Domain/Ids.ts"
 import type { SessionStatus } from "../src/Domain/Session.ts"
 import { type PageQuery, pageStatement } from "../src/Sessions/ListQuery.ts"
@@ -266,6 +268,33 @@ describe("GET /sessions", () => {
     expect(e).toMatchObject({ param: "starting_after" })
     // own session as the cursor is fine
     expect((await call(s, apiKey, "GET", `${LIST}?starting_after=${sessionId}`)).status).toBe(200)
+  })
+
+  test("is documented: its query parameters, typed and described, and its list", () => {
+    const spec = OpenApi.fromApi(Api) as unknown as {
+      paths: Record<string, Record<string, { operationId: string; parameters: Array<Json> }>>
+    }
+    const op = spec.paths[LIST].get
+    expect(op.operationId).toBe("sessions.list")
+    const params = Object.fromEntries(op.parameters.map((p) => [p.name, p]))
+    expect(Object.keys(params)).toEqual([
+      "agent_id",
+      "status",
+      "created_after",
+      "created_before",
+      "starting_after",
+      "limit",
+      "include",
+    ])
+    for (const p of op.parameters) expect(p).toMatchObject({ in: "query", required: false })
+    for (const p of op.parameters) expect(typeof p.description).toBe("string")
+    expect(params.status.schema).toMatchObject({
+      type: "array",
+      items: { enum: ["active", "completing", "completed", "failed", "expired"] },
+    })
+    expect(params.created_after.schema).toMatchObject({ type: "string", format: "date-time" })
+    expect(params.starting_after.schema).toMatchObject({ type: "string", format: "uuid" })
+    expect(params.limit.schema).toMatchObject({ type: "integer", minimum: 1, maximum: 100 })
   })
 
   test("needs an API key", async () => {

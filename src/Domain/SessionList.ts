@@ -58,11 +58,13 @@ export const DateTimeParam = Schema.transformOrFail(
 const Repeatable = <const L extends ReadonlyArray<string>>(...literals: L) =>
   Schema.Array(OneOf(...literals)).annotations({ message: () => "must be given once per value" })
 
-const described = <S extends Schema.Schema.Any>(schema: S, description: string) =>
-  optional(schema.annotations({ description }))
+/** Documented in OpenAPI: `jsonSchema` restates what a schema with its own such annotation documents. */
+const described = <S extends Schema.Schema.Any>(schema: S, description: string, jsonSchema: object = {}) =>
+  optional(schema.annotations({ description, jsonSchema: { ...jsonSchema, description } }))
+const UUID = { type: "string", format: "uuid" }
 
 export const ListSessionsParams = Schema.Struct({
-  agent_id: described(AgentId, "Only sessions of this agent."),
+  agent_id: described(AgentId, "Only sessions of this agent.", UUID),
   status: described(
     Repeatable(...SessionStatus.literals),
     "Only sessions in one of these statuses; repeat the parameter for several.",
@@ -72,8 +74,13 @@ export const ListSessionsParams = Schema.Struct({
   starting_after: described(
     SessionId,
     "The session_id of the last item of the previous page: this page starts after it.",
+    UUID,
   ),
-  limit: described(IntParam(1, 100), `Items per page, 1-100 (default ${DEFAULT_LIST_LIMIT}).`),
+  limit: described(IntParam(1, 100), `Items per page, 1-100 (default ${DEFAULT_LIST_LIMIT}).`, {
+    type: "integer",
+    minimum: 1,
+    maximum: 100,
+  }),
   include: described(Repeatable("transcript"), "`transcript`: include each session's transcript."),
 }).annotations(strict)
 export type ListSessionsParams = typeof ListSessionsParams.Type
