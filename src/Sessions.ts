@@ -20,6 +20,7 @@ import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
 import { CompletionHub, type Round, type Woken } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
+import { listSessions } from "./Sessions/Listing.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 import { RoomCleanups } from "./Sessions/RoomCleanups.ts"
 
@@ -432,7 +433,7 @@ const make = Effect.gen(function* () {
       })
     })
 
-  return { start, read, watch, complete, finishClaimed }
+  return { start, read, watch, complete, finishClaimed, list: listSessions(repo) }
 })
 
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {

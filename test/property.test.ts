@@ -409,6 +409,7 @@ describe("hostile requests never reach another tenant or a 5xx", () => {
     [`${AGENTS}/${agent}/preview`, { apiKey: a.apiKey }],
     // a completed session: even wait_for_completion=true answers at once
     [`${SESSIONS}/${done}`, { apiKey: a.apiKey }],
+    [SESSIONS, { apiKey: a.apiKey }],
     ["/admin/v1/orgs", { authorization: ADMIN }],
     [`/admin/v1/orgs/${a.orgId}/api_keys`, { authorization: ADMIN }],
   ]
@@ -442,6 +443,7 @@ describe("hostile requests never reach another tenant or a 5xx", () => {
       ["GET", `${AGENTS}/${agent}/preview`, undefined],
       ["POST", SESSIONS, { agent_id: agent, participant: { identity: "u" } }],
       ["GET", `${SESSIONS}/${session}`, undefined],
+      ["GET", SESSIONS, undefined],
       ["POST", `${SESSIONS}/${session}/complete`, COMPLETE],
     ]
     const adminRoutes: ReadonlyArray<readonly [string, string, unknown]> = [

@@ -18,11 +18,20 @@ import {
   StartSession,
   WaitParams,
 } from "../Domain/Session.ts"
+import { ListSessionsParams, SessionList } from "../Domain/SessionList.ts"
 import { JsonBody } from "../Http/Body.ts"
 import { onSession } from "../Http/Resources.ts"
 
 /** What `GET /sessions/:id` answers (also when a long-poll's answer is sent on its own). */
 export const SessionEnvelope = Envelope("voice_session", Session)
+
+const LIST_DESCRIPTION =
+  "*(extension)* The organization's sessions, newest first (`created_at`, then `session_id`, both descending). " +
+  "Filters: `agent_id`; `status`, repeatable (`?status=active&status=completed`); `created_after` (inclusive) and " +
+  "`created_before` (exclusive), ISO 8601 date-times with a time zone. Pages: `limit` 1-100 (default 20); " +
+  "`starting_after` = the `session_id` of the last item of the previous page; `has_more` says whether another " +
+  "page follows. Items leave `transcript` out unless `include=transcript`. A bad filter, or a `starting_after` " +
+  "that is not a session of this organization, is 400 `invalid_request` with `param`."
 
 export class SessionsApi extends HttpApiGroup.make("sessions")
   .middleware(Authenticated)
@@ -35,6 +44,13 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addError(wire(VoiceLiveKitFailed))
       .addError(wire(VoiceGeminiEphemeralFailed))
       .annotate(OpenApi.Summary, "Start a voice session"),
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/api/v1/voice/sessions")
+      .setUrlParams(ListSessionsParams)
+      .addSuccess(Envelope("list", SessionList))
+      .annotate(OpenApi.Summary, "List voice sessions")
+      .annotate(OpenApi.Description, LIST_DESCRIPTION),
   )
   .add(
     onSession(HttpApiEndpoint.get("get", "/api/v1/voice/sessions/:id"))

@@ -20,6 +20,12 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
           Effect.flatMap((data) => envelope("voice_session", data, "active")),
         ),
       )
+      .handle("list", ({ urlParams }) =>
+        CurrentOrg.pipe(
+          Effect.flatMap(({ orgId }) => sessions.list(orgId, urlParams)),
+          Effect.flatMap((data) => envelope("list", data)),
+        ),
+      )
       .handle("get", ({ path, urlParams }) =>
         CurrentOrg.pipe(
           Effect.flatMap(({ orgId }) => {

@@ -6,6 +6,7 @@ import { JsonRecord } from "../Domain/Fields.ts"
 import { OrgId, SessionId } from "../Domain/Ids.ts"
 import { ErrorLogEntry, Session, TranscriptEntry } from "../Domain/Session.ts"
 import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
+import { listInDatabase, listInMemory } from "./ListQuery.ts"
 
 /** A `sessions` row as the API's Session. */
 const SessionFromRow = Schema.Struct({
@@ -196,6 +197,7 @@ const make = Effect.gen(function* () {
   return repository({
     insert,
     find: findOwned(sql, "sessions", SessionFromRow),
+    list: listInDatabase(sql, SessionFromRow),
     existing: (ids: ReadonlyArray<string>) =>
       ids.length === 0 ? Effect.succeed([]) : Effect.map(existing(ids), (rows) => rows.map((row) => row.id)),
     claim,
@@ -243,6 +245,7 @@ const makeInMemory = Effect.gen(function* () {
           }))
           .pipe(Effect.flatMap(decode)),
       find: (key: OrgKey) => Effect.flatMap(sessions.find(owned(key)), decodeSome),
+      list: listInMemory(sessions.rows, decode),
       existing: (ids: ReadonlyArray<string>) =>
         Effect.map(sessions.rows, (rows) => rows.filter((row) => ids.includes(row.id)).map((row) => row.id)),
       claim: (c: typeof Claim.Type) =>

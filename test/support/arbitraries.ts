@@ -767,7 +767,11 @@ const queryValue = fc.oneof(
       " ",
     ),
     ..."100 101 120 121 1000000 1000001 99999999999999999999".split(" "),
+    ..."active completed transcript 2026-11-01T12:00:00Z 2026-02-30T00:00:00Z 2026-11-01T12:00:00%2B99:00".split(
+      " ",
+    ),
   ),
+  fc.uuid(),
   fc.integer({ min: -1000, max: 1_000_000 }).map(String),
   anyText(0, 20).map(encodeURIComponent),
   fc.string({ unit: fc.constantFrom(..."a1%=&+;,"), maxLength: 20 }),
@@ -778,6 +782,7 @@ const queryKey = fc.oneof(
   fc.constantFrom(
     "",
     ..."limit offset wait_for_completion timeout_seconds %ZZ __proto__ limit[] constructor".split(" "),
+    ..."agent_id status created_after created_before starting_after include status[]".split(" "),
   ),
   anyText(0, 10).map(encodeURIComponent),
 )

@@ -1,8 +1,9 @@
 /** Starts the real server (Bun, port 0) against the shared test database, for HTTP-level tests. */
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
+import { HttpServer } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
-import { Api } from "../../src/Api.ts"
+// the published entry point, as an application imports it
+import { makeClient } from "parley/client"
 import { ServerLive } from "../../src/App.ts"
 import { ApiKeys } from "../../src/Auth/ApiKeys.ts"
 import { AppConfig, type AppConfigShape } from "../../src/Config.ts"
@@ -85,15 +86,8 @@ export const startServer = async (overrides: Partial<AppConfigShape> = {}) => {
       }),
     )
 
-  /** The typed client, authenticated with `apiKey` (if any). */
-  const client = (apiKey?: string) =>
-    Effect.runPromise(
-      HttpApiClient.make(Api, {
-        baseUrl,
-        transformClient:
-          apiKey === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(apiKey)),
-      }).pipe(Effect.provide(FetchHttpClient.layer)),
-    )
+  /** The typed client (`parley/client`), authenticated with `apiKey` (if any). */
+  const client = async (apiKey?: string) => makeClient({ baseUrl, apiKey })
 
   /** Raw HTTP, for what the typed client cannot send (bad JSON, wrong methods, odd headers). */
   const fetchRaw = (path: string, init: RequestInit & { apiKey?: string } = {}) => {
