@@ -18,10 +18,12 @@ import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
+import { callCapPlan } from "./Sessions/CallCap.ts"
 import { CompletionHub, type Round } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 import { RoomCleanups } from "./Sessions/RoomCleanups.ts"
+import { Transaction } from "./Transaction.ts"
 
 export const DEFAULT_TTL_SECONDS = 600
 
@@ -94,6 +96,7 @@ const make = Effect.gen(function* () {
   const gemini = yield* Gemini
   const hub = yield* CompletionHub
   const config = yield* AppConfig
+  const { atomically } = yield* Transaction
   // Start and complete run to their end even if the client goes away (see Lifecycle.detached).
   const { detached } = yield* Lifecycle
 
@@ -111,6 +114,7 @@ const make = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const createdAt = new Date(now)
       const expiresAt = new Date(now + ttl * 1000)
+      const callCap = callCapPlan(cap, agent.behaviors, createdAt, config.callCapGraceSeconds)
       // A free-text `language` ("English") is only for the instruction; a speech config takes a tag,
       // and native-audio models take none: then the voice's language code is spoken as a rule.
       const voiceLanguage = languageTag(input.voice?.language_code ?? agent.voice?.language_code ?? "")
@@ -140,6 +144,7 @@ const make = Effect.gen(function* () {
           voiceName: input.voice?.name ?? agent.voice?.name ?? DEFAULT_VOICE,
           languageCode: codeTaken ? (voiceLanguage ?? languageTag(agent.language)) : undefined,
           ttlSeconds: ttl,
+          callCapSeconds: callCap?.windowSeconds,
         })
         .pipe(
           Effect.mapError(
@@ -183,7 +188,7 @@ const make = Effect.gen(function* () {
           name: input.participant.name,
           ttlSeconds: ttl,
         })
-        const session = yield* repo.insert({
+        const insert = repo.insert({
           id,
           org_id: orgId,
           agent_id: agent.agent_id,
@@ -193,7 +198,14 @@ const make = Effect.gen(function* () {
           max_duration_seconds: cap,
           created_at: createdAt,
           expires_at: expiresAt,
+          ...(callCap ? { metadata: callCap.metadata } : {}),
         })
+        // The cap's room deletion is scheduled with the row: a session never lacks its schedule.
+        const session = yield* callCap
+          ? atomically(
+              Effect.zipLeft(insert, cleanups.schedule({ room, sessionId: id, dueAt: callCap.dueAt })),
+            )
+          : insert
         return {
           session_id: session.session_id,
           agent_id: session.agent_id,
@@ -389,7 +401,11 @@ const make = Effect.gen(function* () {
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {
   /** Over whichever SessionsRepo is provided (unit tests that watch the repository). */
   static readonly layer = Layer.effect(Sessions, make)
-  static readonly Live = Sessions.layer.pipe(Layer.provide([SessionsRepo.Live, RoomCleanups.Live]))
+  static readonly Live = Sessions.layer.pipe(
+    Layer.provide([SessionsRepo.Live, RoomCleanups.Live, Transaction.Live]),
+  )
   /** Over the in-memory repository, for unit tests. */
-  static readonly Test = Sessions.layer.pipe(Layer.provide([SessionsRepo.Test, RoomCleanups.Test]))
+  static readonly Test = Sessions.layer.pipe(
+    Layer.provide([SessionsRepo.Test, RoomCleanups.Test, Transaction.Test]),
+  )
 }
