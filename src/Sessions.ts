@@ -186,7 +186,8 @@ const make = Effect.gen(function* () {
           room,
           identity: input.participant.identity,
           name: input.participant.name,
-          ttlSeconds: ttl,
+          // LiveKit creates a room anew when someone joins a deleted one: past the cap, no one can.
+          ttlSeconds: callCap ? Math.min(ttl, callCap.windowSeconds) : ttl,
         })
         const insert = repo.insert({
           id,

@@ -4,15 +4,16 @@
  * (also after a restart); an agent that opts out, and a session without a cap, get neither.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test"
-import { Effect, Option, Redacted, Schema } from "effect"
+import { Effect, Exit, Option, Redacted, Schema } from "effect"
 import type { AgentId, SessionId } from "../src/Domain/Ids.ts"
 import { startLocalLiveKit } from "../src/Local/LiveKitServer.ts"
 import { SessionsRepo } from "../src/Sessions/Repo.ts"
 import { RoomCleanups } from "../src/Sessions/RoomCleanups.ts"
 import { sweepDueRooms } from "../src/Sessions/Sweeper.ts"
+import { Transaction } from "../src/Transaction.ts"
 import { count, query } from "./support/rows.ts"
 import { startServer, type TestServer } from "./support/server.ts"
-import { eventually, sessionRow, TRANSCRIPT } from "./support/sessions.ts"
+import { eventually, jwtClaims, sessionRow, TRANSCRIPT } from "./support/sessions.ts"
 
 const GRACE = 30
 
@@ -37,12 +38,12 @@ afterAll(async () => {
 
 /** A tenant, its typed client and an agent with these behaviors. */
 const tenantWithAgent = async (s: TestServer, behaviors: Record<string, unknown>) => {
-  const { apiKey } = await s.newTenant()
+  const { apiKey, orgId } = await s.newTenant()
   const client = await s.client(apiKey)
   const agent = await Effect.runPromise(
     client.agents.create({ payload: { name: "Capped", instructions: "Keep it short.", behaviors } }),
   )
-  return { client, agentId: agent.data.agent_id }
+  return { client, orgId, agentId: agent.data.agent_id }
 }
 
 type Client = Awaited<ReturnType<typeof tenantWithAgent>>["client"]
@@ -63,7 +64,10 @@ const start = async (
   const request = s.gemini.requests.find((r) => r.method === "auth_tokens")
   const token = request?.body as { expireTime: string; newSessionExpireTime: string }
   const id = started.data.session_id
-  return { id, room: `voice_${id}`, before, after, token }
+  const claims = jwtClaims(started.data.connection.livekit.token)
+  // how long the participant JWT lets the caller join (or rejoin) the room
+  const joinSeconds = (claims.exp as number) - (claims.nbf as number)
+  return { id, room: `voice_${id}`, before, after, token, joinSeconds }
 }
 
 const Cleanup = Schema.Struct({
@@ -93,12 +97,16 @@ const metadataOf = async (client: Client, id: SessionId) =>
 
 test("a capped session's token stops at cap + grace, and its room's deletion is scheduled with its row", async () => {
   const { client, agentId } = await tenantWithAgent(a, { max_duration_seconds: 120 })
-  const { id, room, before, after, token } = await start(a, client, agentId, { ttl_seconds: 900 })
+  const { id, room, before, after, token, joinSeconds } = await start(a, client, agentId, {
+    ttl_seconds: 900,
+  })
 
   // The token's whole window (opening and messages) is the cap plus its grace, not the 900 s ttl.
   const window = (120 + GRACE) * 1000
   expect(Date.parse(token.expireTime)).toBeWithin(before + window, after + window + 1)
   expect(token.newSessionExpireTime).toBe(token.expireTime)
+  // LiveKit would create the deleted room anew for a late join: the LiveKit JWT ends with the window too
+  expect(joinSeconds).toBe(120 + GRACE)
 
   // The schedule is the room's cleanup, due exactly cap + grace after the session's creation.
   const row = await sessionRow(a, id)
@@ -183,6 +191,7 @@ test("an agent that opts out gets no schedule and a token for the whole ttl; a P
     optedOut.after + 900_001,
   )
   expect(await cleanupOf(a, optedOut.room)).toEqual([])
+  expect(optedOut.joinSeconds).toBe(900)
   expect(await metadataOf(client, optedOut.id)).toEqual({})
 
   const patched = await Effect.runPromise(
@@ -195,6 +204,7 @@ test("an agent that opts out gets no schedule and a token for the whole ttl; a P
   const capped = await start(a, client, agentId, { ttl_seconds: 900 })
   expect(Date.parse(capped.token.expireTime)).toBeWithin(capped.before + 150_000, capped.after + 150_001)
   expect(await cleanupOf(a, capped.room)).toMatchObject([{ session_id: capped.id }])
+  expect(capped.joinSeconds).toBe(150)
   // tidy: the scheduled deletion is done here rather than by a later test file's sweep
   await dueNow(a, capped.room)
   await sweep(a)
@@ -220,4 +230,44 @@ test("without a cap nothing is scheduled; a cap from the start body is enforced,
   await dueNow(a, capped.room)
   await sweep(a)
   expect(livekit.rooms.has(capped.room)).toBe(false)
+})
+
+test("the schedule is written in the transaction of the session row: when it fails, no row is left", async () => {
+  const { orgId, agentId } = await tenantWithAgent(a, {})
+  const id = crypto.randomUUID()
+  const room = `voice_${id}`
+  const now = Date.now()
+  const write = Effect.gen(function* () {
+    const { atomically } = yield* Transaction
+    const repo = yield* SessionsRepo
+    const cleanups = yield* RoomCleanups
+    // a cleanup already recorded for the room makes the schedule's INSERT fail, after the row's
+    yield* cleanups.record({ room, delaySeconds: 3600, error: null })
+    return yield* atomically(
+      Effect.zipLeft(
+        repo.insert({
+          id,
+          org_id: orgId,
+          agent_id: agentId,
+          participant: { identity: "caller" },
+          context: null,
+          system_instruction: "Talk.",
+          max_duration_seconds: 60,
+          created_at: new Date(now),
+          expires_at: new Date(now + 600_000),
+          metadata: { call_cap_enforced_at: Math.floor(now / 1000) + 60 + GRACE },
+        }),
+        cleanups.schedule({ room, sessionId: id, dueAt: new Date(now + (60 + GRACE) * 1000) }),
+      ),
+    )
+  }).pipe(Effect.provide([Transaction.Live, SessionsRepo.Live, RoomCleanups.Live]))
+  const exit = await a.run(Effect.exit(write))
+  expect(Exit.isFailure(exit)).toBe(true)
+  expect(await sessionRow(a, id)).toBeUndefined()
+  expect(await cleanupOf(a, room)).toEqual([{ room, session_id: null, next_attempt_at: expect.any(Date) }])
+  await count(
+    a,
+    (sql) => sql`WITH d AS (DELETE FROM room_cleanups WHERE room = ${room} RETURNING 1)
+    SELECT count(*)::int AS n FROM d`,
+  )
 })

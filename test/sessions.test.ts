@@ -134,7 +134,8 @@ describe("start", () => {
       canSubscribe: true,
       canPublishData: true,
     })
-    expect(claims.exp as number).toBeWithin(before + 900, after + 901)
+    // valid for joining as long as the call may last: the enforced cap + grace (30 s), not the 900 s ttl
+    expect(claims.exp as number).toBeWithin(before + 630, after + 631)
 
     // Gemini Live: the constrained endpoint with the token, usable as-is, and the token name.
     expect(connection.gemini_live.token).toMatch(/^auth_tokens\/.+/)
