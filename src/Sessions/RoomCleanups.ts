@@ -27,6 +27,7 @@ const Due = Schema.Struct({
   attempts: Schema.Int,
   session_id: Schema.NullOr(Schema.String),
 })
+export type DueCleanup = typeof Due.Type
 
 /** How long a claimed cleanup is left to the instance that claimed it before another may try. */
 const CLAIM_SECONDS = 60

@@ -5,7 +5,7 @@ import { Sessions } from "../Sessions.ts"
 import { roomDeleted } from "./CallCap.ts"
 import { CompletionHub } from "./CompletionHub.ts"
 import { SessionsRepo } from "./Repo.ts"
-import { RoomCleanups } from "./RoomCleanups.ts"
+import { type DueCleanup, RoomCleanups } from "./RoomCleanups.ts"
 
 /**
  * A `completing` claim whose lease was not renewed for this long belongs to an instance that died
@@ -70,15 +70,7 @@ export const sweepDueRooms = Effect.gen(function* () {
       yield* repo.addMetadata({ id: sessionId, metadata: roomDeleted(now) })
       yield* Effect.logInfo(`call cap reached: deleted LiveKit room ${room} of session ${sessionId}`)
     })
-  const remove = ({
-    room,
-    attempts,
-    session_id,
-  }: {
-    room: string
-    attempts: number
-    session_id: string | null
-  }) =>
+  const remove = ({ room, attempts, session_id }: DueCleanup) =>
     livekit.deleteRoom(room).pipe(
       Effect.zipRight(session_id === null ? Effect.void : recordCapped(room, session_id)),
       Effect.zipRight(cleanups.done(room)),
