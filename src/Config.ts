@@ -87,6 +87,10 @@ const config = Config.all({
     Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
     Config.withDefault(60),
   ),
+  callCapGraceSeconds: Config.integer("CALL_CAP_GRACE_SECONDS").pipe(
+    Config.validate({ message: "must be a non-negative integer", validation: (n) => n >= 0 }),
+    Config.withDefault(30),
+  ),
   logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   logFormat: Config.literal("pretty", "json")("LOG_FORMAT").pipe(Config.option),
 })
@@ -125,6 +129,7 @@ export class AppConfig extends Context.Tag("Parley/AppConfig")<AppConfig, AppCon
     failedAuthPerAddress: 100,
     sessionCompletionGraceSeconds: 3600,
     roomSweepSeconds: 60,
+    callCapGraceSeconds: 30,
     logLevel: LogLevel.Info,
     logFormat: Option.none(),
     ...overrides,

@@ -18,6 +18,11 @@ export interface LiveTokenSpec {
   /** Only for a model that takes one (`takesLanguageCode`). */
   readonly languageCode?: string | undefined
   readonly ttlSeconds: number
+  /**
+   * The session's enforced call cap plus its grace period, when it has one (Sessions/CallCap.ts): the
+   * token then stops working that long after it is minted, if that is sooner than the ttl.
+   */
+  readonly callCapSeconds?: number | undefined
 }
 
 export interface LiveToken {
@@ -122,7 +127,16 @@ const make = (settings: GeminiSettings): GeminiService => {
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       // The token is "valid for the ttl window": a client may open its one session any time in it.
-      const expireTime = new Date(now + spec.ttlSeconds * 1000).toISOString()
+      // An enforced call cap shortens the window. What bounds a Live session that is already running
+      // is `expireTime` ("messages in Live API sessions will be rejected" after it, and "Gemini may
+      // preemptively close the session"; @google/genai CreateAuthTokenConfig): every connection of the
+      // session, resumed ones included, authenticates with this token (resuming is "not a use", but
+      // the token must still be valid), so no reconnect outlives it either. `newSessionExpireTime`
+      // only bounds opening a session; it is kept equal to `expireTime`, as whether a resumption counts
+      // as a new session is not documented, and a resumption must not be refused while messages are
+      // still accepted.
+      const windowSeconds = Math.min(spec.ttlSeconds, spec.callCapSeconds ?? spec.ttlSeconds)
+      const expireTime = new Date(now + windowSeconds * 1000).toISOString()
       const token = yield* Effect.tryPromise({
         try: (signal) =>
           tokensAi.authTokens.create({

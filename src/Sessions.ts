@@ -18,11 +18,13 @@ import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
+import { callCapPlan } from "./Sessions/CallCap.ts"
 import { CompletionHub, type Round, type Woken } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
 import { listSessions } from "./Sessions/Listing.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
 import { RoomCleanups } from "./Sessions/RoomCleanups.ts"
+import { Transaction } from "./Transaction.ts"
 
 export const DEFAULT_TTL_SECONDS = 600
 
@@ -82,6 +84,7 @@ const make = Effect.gen(function* () {
   const gemini = yield* Gemini
   const hub = yield* CompletionHub
   const config = yield* AppConfig
+  const { atomically } = yield* Transaction
   // Start and complete run to their end even if the client goes away (see Lifecycle.detached).
   const { detached } = yield* Lifecycle
   // Waiters are woken by callbacks, outside any fiber: their shared re-reads run on this layer's runtime.
@@ -102,6 +105,7 @@ const make = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const createdAt = new Date(now)
       const expiresAt = new Date(now + ttl * 1000)
+      const callCap = callCapPlan(cap, agent.behaviors, createdAt, config.callCapGraceSeconds)
       // A free-text `language` ("English") is only for the instruction; a speech config takes a tag,
       // and native-audio models take none: then the voice's language code is spoken as a rule.
       const voiceLanguage = languageTag(input.voice?.language_code ?? agent.voice?.language_code ?? "")
@@ -131,6 +135,7 @@ const make = Effect.gen(function* () {
           voiceName: input.voice?.name ?? agent.voice?.name ?? DEFAULT_VOICE,
           languageCode: codeTaken ? (voiceLanguage ?? languageTag(agent.language)) : undefined,
           ttlSeconds: ttl,
+          callCapSeconds: callCap?.windowSeconds,
         })
         .pipe(
           Effect.mapError(
@@ -172,9 +177,10 @@ const make = Effect.gen(function* () {
           room,
           identity: input.participant.identity,
           name: input.participant.name,
-          ttlSeconds: ttl,
+          // LiveKit creates a room anew when someone joins a deleted one: past the cap, no one can.
+          ttlSeconds: callCap ? Math.min(ttl, callCap.windowSeconds) : ttl,
         })
-        const session = yield* repo.insert({
+        const insert = repo.insert({
           id,
           org_id: orgId,
           agent_id: agent.agent_id,
@@ -184,7 +190,14 @@ const make = Effect.gen(function* () {
           max_duration_seconds: cap,
           created_at: createdAt,
           expires_at: expiresAt,
+          ...(callCap ? { metadata: callCap.metadata } : {}),
         })
+        // The cap's room deletion is scheduled with the row: a session never lacks its schedule.
+        const session = yield* callCap
+          ? atomically(
+              Effect.zipLeft(insert, cleanups.schedule({ room, sessionId: id, dueAt: callCap.dueAt })),
+            )
+          : insert
         return {
           session_id: session.session_id,
           agent_id: session.agent_id,
@@ -439,7 +452,11 @@ const make = Effect.gen(function* () {
 export class Sessions extends Context.Tag("Parley/Sessions")<Sessions, Effect.Effect.Success<typeof make>>() {
   /** Over whichever SessionsRepo is provided (unit tests that watch the repository). */
   static readonly layer = Layer.effect(Sessions, make)
-  static readonly Live = Sessions.layer.pipe(Layer.provide([SessionsRepo.Live, RoomCleanups.Live]))
+  static readonly Live = Sessions.layer.pipe(
+    Layer.provide([SessionsRepo.Live, RoomCleanups.Live, Transaction.Live]),
+  )
   /** Over the in-memory repository, for unit tests. */
-  static readonly Test = Sessions.layer.pipe(Layer.provide([SessionsRepo.Test, RoomCleanups.Test]))
+  static readonly Test = Sessions.layer.pipe(
+    Layer.provide([SessionsRepo.Test, RoomCleanups.Test, Transaction.Test]),
+  )
 }

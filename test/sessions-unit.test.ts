@@ -27,6 +27,7 @@ import {
   WEBHOOK_EVENT_RETENTION_SECONDS,
 } from "../src/Sessions/Sweeper.ts"
 import { Sessions } from "../src/Sessions.ts"
+import { Transaction } from "../src/Transaction.ts"
 import { Webhooks } from "../src/Webhooks.ts"
 import { captureLogs } from "./support/logs.ts"
 import { until } from "./support/wait.ts"
@@ -111,7 +112,7 @@ const setup = (fakes: Fakes = {}) => {
     })),
   ).pipe(Layer.provide(SessionsRepo.Test))
   const layer = Layer.mergeAll(
-    Sessions.layer.pipe(Layer.provide([countingRepo, RoomCleanups.Test])),
+    Sessions.layer.pipe(Layer.provide([countingRepo, RoomCleanups.Test, Transaction.Test])),
     Webhooks.Test,
     SessionsRepo.Test,
   ).pipe(

@@ -76,6 +76,15 @@ export const Behaviors = Schema.Struct({
   silence_timeout_seconds: optional(IntBetween(5, 60)),
   closing_message: optional(Text(1, 4000)),
   require_all_questions: optional(Bool),
+  /** (extension) See Sessions/CallCap.ts. */
+  enforce_max_duration: optional(
+    Bool.annotations({
+      description:
+        "(extension) Whether the server ends a call at its max_duration_seconds (default true): the Gemini " +
+        "Live token stops working and the LiveKit room is deleted once the cap and a grace period have " +
+        "passed since the session started. false leaves ending the call to the client.",
+    }),
+  ),
 }).annotations({ ...strict, ...object })
 export type Behaviors = typeof Behaviors.Type
 

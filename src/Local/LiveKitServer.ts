@@ -71,6 +71,8 @@ export interface LocalLiveKit {
   readonly rooms: ReadonlyMap<string, LocalRoom>
   /** Every request in arrival order; `status` is 0 until it is answered. */
   readonly requests: ReadonlyArray<{ readonly method: string; readonly status: number }>
+  /** The room each authorized DeleteRoom named, in arrival order (one that no longer existed too). */
+  readonly deletions: ReadonlyArray<string>
   readonly inject: (fault: LiveKitFault) => void
   readonly clear: () => void
   /** The body and `Authorization` header LiveKit would send for this event. */
@@ -157,6 +159,7 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
   const verifier = new TokenVerifier(apiKey, apiSecret)
   const rooms = new Map<string, LocalRoom>()
   const requests: Array<{ method: string; status: number }> = []
+  const deletions: Array<string> = []
   const faults = faultQueue<LiveKitFault>()
 
   const authorize = async (request: Request, method: RoomServiceMethod, body: Json) => {
@@ -189,6 +192,7 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
         return Response.json(roomMessage(room).toJson(twirpJson))
       }
       case "DeleteRoom": {
+        deletions.push(str(body.room))
         if (!rooms.delete(str(body.room))) return twirpError(404, "requested room does not exist")
         return Response.json({})
       }
@@ -297,10 +301,12 @@ export const startLocalLiveKit = (options: LocalLiveKitOptions = {}): LocalLiveK
     webhookApiSecret,
     rooms,
     requests,
+    deletions,
     inject: faults.inject,
     clear: () => {
       faults.clear()
       requests.length = 0
+      deletions.length = 0
     },
     signWebhook,
     sendWebhook: async (url, input) => {

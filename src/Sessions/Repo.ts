@@ -42,7 +42,12 @@ const NewSession = Schema.Struct({
   max_duration_seconds: Schema.NullOr(Schema.Int),
   created_at: Schema.DateFromSelf,
   expires_at: Schema.DateFromSelf,
+  /** `{}` when unset (a call cap's times, see Sessions/CallCap.ts). */
+  metadata: Schema.optional(Jsonb(JsonRecord)),
 })
+
+/** Metadata keys to add to session `id`; a key it already has keeps its value. */
+const MetadataKeys = Schema.Struct({ id: Schema.String, metadata: Jsonb(JsonRecord) })
 
 /** The transcript a completion claims the session with. */
 const Claim = Schema.Struct({
@@ -187,6 +192,14 @@ const make = Effect.gen(function* () {
       }),
     )
 
+  /** Adds the keys the session's metadata lacks (a repeat changes nothing, updated_at included). */
+  const addMetadata = SqlSchema.void({
+    Request: MetadataKeys,
+    execute: ({ id, metadata }) => sql`
+      UPDATE sessions SET metadata = ${metadata}::jsonb || metadata, updated_at = clock_timestamp()
+      WHERE id = ${id} AND ${metadata}::jsonb || metadata <> metadata`,
+  })
+
   /** Which of these ids have a session row (of any organization). */
   const existing = SqlSchema.findAll({
     Request: Schema.Array(Schema.String),
@@ -208,6 +221,7 @@ const make = Effect.gen(function* () {
     reclaimStale,
     pruneEvents,
     recordEvent,
+    addMetadata,
   })
 })
 
@@ -237,7 +251,7 @@ const makeInMemory = Effect.gen(function* () {
             extraction_warnings: [],
             duration_seconds: null,
             error_log: [],
-            metadata: {},
+            metadata: s.metadata ?? {},
             claimed_at: null,
             lease_renewed_at: null,
             updated_at: s.created_at,
@@ -327,6 +341,14 @@ const makeInMemory = Effect.gen(function* () {
           )
           return "recorded" as const
         }).pipe(transaction.withPermits(1)),
+      addMetadata: ({ id, metadata }: typeof MetadataKeys.Type) =>
+        Effect.asVoid(
+          sessions.update(
+            (row) => row.id === id && Object.keys(metadata).some((key) => !(key in row.metadata)),
+            (row, at) =>
+              Effect.succeed({ ...row, metadata: { ...metadata, ...row.metadata }, updated_at: at }),
+          ),
+        ),
     },
     // nothing to be unavailable here: a row its schema rejects is a bug, as in the database
     Effect.orDie,

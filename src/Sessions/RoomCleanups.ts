@@ -1,7 +1,8 @@
 /**
  * LiveKit rooms still to be deleted: a failed start's room whose compensating delete failed, or whose
- * creation may finish at LiveKit after the start gave up on it. The sweeper retries them with backoff;
- * any instance may, one at a time per room.
+ * creation may finish at LiveKit after the start gave up on it; and a capped session's room, due at
+ * its call cap (scheduled with the session row, see CallCap.ts). The sweeper deletes each once it is
+ * due, retrying with backoff; any instance may, one at a time per room.
  */
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Clock, Effect, Schema } from "effect"
@@ -16,7 +17,17 @@ const Pending = Schema.Struct({
 })
 type Pending = typeof Pending.Type
 
-const Due = Schema.Struct({ room: Schema.String, attempts: Schema.Int })
+/** A call cap: `room` (of session `sessionId`) is to be deleted at `dueAt`. */
+const CallCap = Schema.Struct({ room: Schema.String, sessionId: Schema.String, dueAt: Schema.DateFromSelf })
+type CallCap = typeof CallCap.Type
+
+/** A claimed cleanup; `session_id` when it is a session's call cap. */
+const Due = Schema.Struct({
+  room: Schema.String,
+  attempts: Schema.Int,
+  session_id: Schema.NullOr(Schema.String),
+})
+export type DueCleanup = typeof Due.Type
 
 /** How long a claimed cleanup is left to the instance that claimed it before another may try. */
 const CLAIM_SECONDS = 60
@@ -34,6 +45,13 @@ const make = Effect.gen(function* () {
           next_attempt_at = LEAST(room_cleanups.next_attempt_at, EXCLUDED.next_attempt_at),
           last_error = coalesce(EXCLUDED.last_error, room_cleanups.last_error)`,
     }),
+    /** A capped session's room, to delete at its cap; written in the transaction that inserts the session. */
+    schedule: SqlSchema.void({
+      Request: CallCap,
+      execute: (c) => sql`
+        INSERT INTO room_cleanups (room, next_attempt_at, session_id)
+        VALUES (${c.room}, ${c.dueAt}, ${c.sessionId})`,
+    }),
     /** Up to `limit` due cleanups, claimed for this instance (others skip them meanwhile). */
     claimDue: SqlSchema.findAll({
       Request: Schema.Int,
@@ -43,7 +61,7 @@ const make = Effect.gen(function* () {
         WHERE room IN (
           SELECT room FROM room_cleanups WHERE next_attempt_at <= now()
           ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
-        RETURNING room, attempts`,
+        RETURNING room, attempts, session_id::text AS session_id`,
     }),
     done: SqlSchema.void({
       Request: Schema.String,
@@ -60,7 +78,13 @@ const make = Effect.gen(function* () {
   })
 })
 
-type Row = { room: string; attempts: number; next_attempt_at: Date; last_error: string | null }
+type Row = {
+  room: string
+  attempts: number
+  next_attempt_at: Date
+  last_error: string | null
+  session_id: string | null
+}
 
 const makeInMemory = Effect.gen(function* () {
   const rows = yield* makeTable<Row>()
@@ -86,8 +110,19 @@ const makeInMemory = Effect.gen(function* () {
               attempts: 0,
               next_attempt_at: later(at, p.delaySeconds),
               last_error: p.error,
+              session_id: null,
             }))
         }),
+      schedule: (c: CallCap) =>
+        Effect.asVoid(
+          rows.insert(() => ({
+            room: c.room,
+            attempts: 0,
+            next_attempt_at: c.dueAt,
+            last_error: null,
+            session_id: c.sessionId,
+          })),
+        ),
       claimDue: (limit: number) =>
         Effect.gen(function* () {
           const now = yield* Clock.currentTimeMillis
@@ -103,7 +138,7 @@ const makeInMemory = Effect.gen(function* () {
             (row) => chosen.has(row.room),
             (row, at) => ({ ...row, next_attempt_at: later(at, CLAIM_SECONDS) }),
           )
-          return claimed.map(({ room, attempts }) => ({ room, attempts }))
+          return claimed.map(({ room, attempts, session_id }) => ({ room, attempts, session_id }))
         }),
       done: (room: string) => rows.delete((row) => row.room === room),
       failed: (p: Pending) =>

@@ -174,6 +174,7 @@ export const behaviors = fc.record(
     silence_timeout_seconds: int(5, 60),
     closing_message: text(1, 4000),
     require_all_questions: fc.boolean(),
+    enforce_max_duration: fc.boolean(),
   },
   { requiredKeys: [] },
 )
@@ -472,6 +473,7 @@ const BEHAVIOR_RULES: ReadonlyArray<[string, fc.Arbitrary<unknown>]> = [
   ["silence_timeout_seconds", badInt(5, 60)],
   ["closing_message", badText(1, 4000)],
   ["require_all_questions", badBool],
+  ["enforce_max_duration", badBool],
 ]
 
 /**
