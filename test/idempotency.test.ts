@@ -18,10 +18,12 @@ import {
 } from "./support/sessions.ts"
 
 let s: TestServer
+/** A second instance on the same database. */
+let other: TestServer
 beforeAll(async () => {
-  s = await startServer()
+  ;[s, other] = await Promise.all([startServer(), startServer()])
 })
-afterAll(() => s.dispose())
+afterAll(() => Promise.all([s.dispose(), other.dispose()]))
 beforeEach(() => {
   s.livekit.clear()
   s.gemini.clear()
@@ -37,10 +39,11 @@ const post = async (
   body: unknown,
   key: string | undefined,
   init: RequestInit = {},
+  server: TestServer = s,
 ) => {
   const headers = new Headers(init.headers)
   if (key !== undefined) headers.set("idempotency-key", key)
-  const response = await s.fetchRaw(path, {
+  const response = await server.fetchRaw(path, {
     ...init,
     method: "POST",
     apiKey,
@@ -64,7 +67,7 @@ const createRooms = () => s.livekit.requests.filter((r) => r.method === "CreateR
 
 const keysOf = (orgId: string) =>
   count(s, (sql) => sql`SELECT count(*)::int AS n FROM idempotency_keys WHERE org_id = ${orgId}`)
-const waiting = () => s.run(Effect.flatMap(Idempotency, (i) => i.waiting))
+const waiting = (server = s) => server.run(Effect.flatMap(Idempotency, (i) => i.waiting))
 
 /** The same answer, byte for byte, the second one marked as a replay with its own request id. */
 const expectReplay = (first: Awaited<ReturnType<typeof post>>, again: Awaited<ReturnType<typeof post>>) => {
@@ -119,6 +122,23 @@ describe("a POST retried with its key", () => {
     expectReplay(a, b)
     expect(await sessionCount(s, orgId)).toBe(1)
     expect(roomsOf(orgId)).toHaveLength(1)
+  })
+
+  test("a retry on another instance waits for the first request there and replays its answer", async () => {
+    const { apiKey, orgId, start } = await tenant()
+    const key = crypto.randomUUID()
+    const hold = makeHold()
+    s.livekit.inject({ method: "CreateRoom", hold, times: 1 })
+    const first = post(apiKey, SESSIONS, start, key)
+    await hold.arrived
+    const second = post(apiKey, SESSIONS, start, key, {}, other)
+    await eventually(async () => (await waiting(other)) === 1)
+    hold.release()
+    const [a, b] = await Promise.all([first, second])
+    expect(a.status).toBe(201)
+    expectReplay(a, b)
+    expect(await sessionCount(s, orgId)).toBe(1)
+    expect(other.livekit.requests.filter((r) => r.method === "CreateRoom")).toHaveLength(0)
   })
 
   test("a client that gave up does not lose the outcome: its retry gets the session started for it", async () => {
