@@ -4,7 +4,19 @@
  * (The header is read, and the request handed over, in Http/Idempotency.ts.)
  */
 import { HttpApp, HttpServerResponse } from "@effect/platform"
-import { Cause, Clock, Context, Deferred, Effect, Exit, FiberId, Layer, Option, Schema } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  FiberId,
+  Layer,
+  Option,
+  Schedule,
+  Schema,
+} from "effect"
 import {
   type ApiErrorClass,
   type ApiErrorInstance,
@@ -33,6 +45,11 @@ const HEARTBEAT = "5 seconds"
 /** Between looks at a running key: from 50 ms doubling to 1 s (a request on this instance wakes it at once). */
 const pollMs = (looks: number) => Math.min(1000, 50 * 2 ** looks)
 const PURGE_EVERY = "10 minutes"
+/** Storing a response while the database is away: backing off to every 5 s, for as long as it takes. */
+const STORE_RETRY = Schedule.exponential("200 millis").pipe(
+  Schedule.either(Schedule.spaced("5 seconds")),
+  Schedule.jittered,
+)
 const PURGE_BATCH = 1000
 
 /**
@@ -173,13 +190,15 @@ const make = Effect.gen(function* () {
         onNone: () => Effect.as(release, response),
         onSome: (stored) =>
           repo.store({ ...held, ...stored }).pipe(
+            // What the request did is done: its answer waits until a retry can be answered the same
+            // (the heartbeat goes on meanwhile, so the key stays this request's once the database is back).
+            Effect.tapError(() => Effect.logWarning("could not store an idempotent response; retrying")),
+            Effect.retry(STORE_RETRY),
             Effect.flatMap((kept) =>
               Option.isSome(kept)
                 ? Effect.void
                 : Effect.logWarning("an idempotency key was taken over before its response was stored"),
             ),
-            // The client gets its answer; a retry within the lease waits, then runs again.
-            Effect.catchAll((e) => Effect.logWarning("could not store an idempotent response", e)),
             Effect.as(response),
           ),
       })
@@ -282,6 +301,8 @@ const make = Effect.gen(function* () {
 })
 
 export class Idempotency extends Context.Tag("Parley/Idempotency")<Idempotency, IdempotencyService>() {
+  /** Over whatever IdempotencyRepo is provided. */
+  static readonly layer = Layer.scoped(Idempotency, make)
   static readonly Live = Layer.scoped(Idempotency, make).pipe(Layer.provide(IdempotencyRepo.Live))
   /** Over the in-memory repository, which it also provides (a test can play a crashed instance). */
   static readonly Test = Layer.scoped(Idempotency, make).pipe(Layer.provideMerge(IdempotencyRepo.Test))

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test"
 import { HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Either, Fiber, FiberRef, Layer, Option, TestClock, TestContext } from "effect"
 import { Caches } from "../src/Cache.ts"
-import { IdempotencyKeyInUse } from "../src/Domain/Errors.ts"
+import { IdempotencyKeyInUse, ServiceUnavailable } from "../src/Domain/Errors.ts"
 import { RETENTION_SECONDS, WAIT_SECONDS } from "../src/Idempotency/Key.ts"
 import { IdempotencyRepo } from "../src/Idempotency/Repo.ts"
 import { Idempotency, LEASE_SECONDS } from "../src/Idempotency.ts"
@@ -118,3 +118,46 @@ test("a key is kept 24 h from its first request, then purged", () =>
       expect(counter.runs).toBe(2)
     }),
   ))
+
+test("a response the database could not take at once is stored once it is back, before the answer", async () => {
+  const failures = { left: 2 }
+  const flaky = Layer.effect(
+    IdempotencyRepo,
+    Effect.map(IdempotencyRepo, (repo) => ({
+      ...repo,
+      store: (input: Parameters<typeof repo.store>[0]) =>
+        Effect.suspend(() =>
+          failures.left-- > 0
+            ? Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." }))
+            : repo.store(input),
+        ),
+    })),
+  ).pipe(Layer.provide(IdempotencyRepo.Test))
+  const logs = captureLogs()
+  const flakyLayer = Idempotency.layer.pipe(
+    Layer.provideMerge(flaky),
+    Layer.provideMerge(Lifecycle.Live),
+    Layer.provide(CompletionHub.Local),
+    Layer.provide(Caches.Live),
+    Layer.provide(logs.layer),
+  )
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const idempotency = yield* Idempotency
+      const { counter, served } = handler(0)
+      const first = yield* Effect.fork(idempotency.run(request("k"), served))
+      // the retries back off on the clock: a second at a time until the third try
+      yield* until(
+        Effect.zipRight(
+          TestClock.adjust("1 second"),
+          Effect.sync(() => failures.left < 0),
+        ),
+      )
+      const answer = yield* Fiber.join(first)
+      expect(answer.status).toBe(201)
+      expect(replayed(yield* idempotency.run(request("k"), served))).toBe("true")
+      expect(counter.runs).toBe(1)
+    }).pipe(Effect.scoped, Effect.provide(flakyLayer), Effect.provide(TestContext.TestContext)),
+  )
+  expect(logs.lines().filter((l) => l.includes("could not store an idempotent response"))).toHaveLength(2)
+})
