@@ -71,6 +71,14 @@ const createRooms = () => s.livekit.requests.filter((r) => r.method === "CreateR
 
 const keysOf = (orgId: string) =>
   count(s, (sql) => sql`SELECT count(*)::int AS n FROM idempotency_keys WHERE org_id = ${orgId}`)
+/** The status stored for a key: undefined without a row, null while its request runs. */
+const StoredStatus = Schema.Struct({ status: Schema.NullOr(Schema.Int) })
+const storedStatus = (orgId: string, key: string) =>
+  query(
+    s,
+    StoredStatus,
+    (sql) => sql`SELECT status FROM idempotency_keys WHERE org_id = ${orgId} AND key = ${key}`,
+  ).then((rows) => rows[0]?.status)
 const waiting = (server = s) => server.run(Effect.flatMap(Idempotency, (i) => i.waiting))
 
 /** The same answer, byte for byte, the second one marked as a replay with its own request id. */
@@ -201,14 +209,6 @@ describe("a POST retried with its key", () => {
     expect(s.gemini.requests.filter((r) => r.method === "generateContent")).toHaveLength(asked)
   })
 })
-
-const StoredStatus = Schema.Struct({ status: Schema.NullOr(Schema.Int) })
-const storedStatus = (orgId: string, key: string) =>
-  query(
-    s,
-    StoredStatus,
-    (sql) => sql`SELECT status FROM idempotency_keys WHERE org_id = ${orgId} AND key = ${key}`,
-  ).then((rows) => rows[0]?.status)
 
 describe("a key reused for another request", () => {
   test("with another body is 409 idempotency_key_reused, and nothing is created", async () => {
