@@ -4,19 +4,7 @@
  * (The header is read, and the request handed over, in Http/Idempotency.ts.)
  */
 import { HttpApp, HttpServerResponse } from "@effect/platform"
-import {
-  Cause,
-  Clock,
-  Context,
-  Deferred,
-  Effect,
-  Exit,
-  FiberId,
-  Layer,
-  Option,
-  Schedule,
-  Schema,
-} from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, FiberId, Layer, Option, Schedule } from "effect"
 import {
   type ApiErrorClass,
   type ApiErrorInstance,
@@ -24,16 +12,10 @@ import {
   IdempotencyKeyReused,
   isApiError,
   type ServiceUnavailable,
-  wire,
 } from "./Domain/Errors.ts"
 import { RETENTION_SECONDS, WAIT_SECONDS } from "./Idempotency/Key.ts"
-import {
-  type Entry,
-  type Fingerprint,
-  IdempotencyRepo,
-  type KeyRef,
-  type StoredResponse,
-} from "./Idempotency/Repo.ts"
+import { type Fingerprint, IdempotencyRepo, type KeyRef } from "./Idempotency/Repo.ts"
+import { answered, errorResponse, replay, toStored } from "./Idempotency/Responses.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 
 /**
@@ -51,12 +33,6 @@ const STORE_RETRY = Schedule.exponential("200 millis").pipe(
   Schedule.jittered,
 )
 const PURGE_BATCH = 1000
-
-/**
- * Response headers never replayed: the replay has its own request id, and the rest describe the
- * connection or the message, not the answer.
- */
-const NOT_REPLAYED = new Set(["x-request-id", "connection", "content-length", "transfer-encoding", "date"])
 
 /** One request under a key: the organization's key and what a retry must repeat. */
 export interface KeyedRequest extends KeyRef, Fingerprint {}
@@ -78,43 +54,6 @@ export interface IdempotencyService {
   readonly waiting: Effect.Effect<number>
   /** Deletes every expired key; how many. */
   readonly purge: Effect.Effect<number, ServiceUnavailable>
-}
-
-/** A response worth keeping: below 500, with its body in memory (every API response is). */
-const toStored = (response: HttpServerResponse.HttpServerResponse): Option.Option<StoredResponse> => {
-  const { body, status } = response
-  if (status >= 500 || (body._tag !== "Uint8Array" && body._tag !== "Empty")) return Option.none()
-  const headers: Record<string, string> = {}
-  for (const [name, value] of Object.entries(response.headers))
-    if (!NOT_REPLAYED.has(name)) headers[name] = value
-  return Option.some({
-    status,
-    content_type: body._tag === "Uint8Array" ? body.contentType : null,
-    headers,
-    body: body._tag === "Uint8Array" ? body.body : new Uint8Array(),
-  })
-}
-
-const replay = (entry: Entry & StoredResponse) => {
-  const headers = { ...entry.headers, "idempotent-replayed": "true" }
-  return entry.content_type === null
-    ? HttpServerResponse.empty({ status: entry.status, headers })
-    : HttpServerResponse.uint8Array(entry.body, {
-        status: entry.status,
-        contentType: entry.content_type,
-        headers,
-      })
-}
-
-const answered = (entry: Entry): entry is Entry & StoredResponse =>
-  entry.status !== null && entry.headers !== null && entry.body !== null
-
-/** A declared API error below 500 as the response the API answers it with (the one envelope). */
-const errorResponse = (error: ApiErrorInstance) => {
-  const cls = error.constructor as ApiErrorClass<ApiErrorInstance>
-  return Effect.map(Schema.encode(wire(cls))(error), (body) =>
-    HttpServerResponse.unsafeJson(body, { status: cls.meta.status }),
-  )
 }
 
 const reused = (key: string, first: Fingerprint, now: Fingerprint) =>
