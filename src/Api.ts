@@ -2,6 +2,8 @@ import { HttpApi, OpenApi } from "@effect/platform"
 import { AgentsApi } from "./Agents/Api.ts"
 import { AdminApi } from "./Auth/AdminApi.ts"
 import {
+  IdempotencyKeyInUse,
+  IdempotencyKeyReused,
   InternalError,
   InvalidJson,
   InvalidRequest,
@@ -15,6 +17,7 @@ import {
   UnsupportedMediaType,
   wire,
 } from "./Domain/Errors.ts"
+import { documentIdempotency } from "./Idempotency/OpenApi.ts"
 import { OpsApi } from "./Ops/Api.ts"
 import { SessionsApi } from "./Sessions/Api.ts"
 import { VoicesApi } from "./Voices/Api.ts"
@@ -125,7 +128,7 @@ export class Api extends HttpApi.make("parley")
       "405 `method_not_allowed` (with an `Allow` header).",
   )
   .annotate(OpenApi.Servers, [{ url: "/", description: "The server this document was fetched from" }])
-  .annotate(OpenApi.Transform, documented)
+  .annotate(OpenApi.Transform, (spec) => documentIdempotency(documented(spec)))
   .addError(wire(InvalidRequest))
   .addError(wire(InvalidRequestBody))
   .addError(wire(InvalidJson))
@@ -136,4 +139,6 @@ export class Api extends HttpApi.make("parley")
   .addError(wire(UnsupportedMediaType))
   .addError(wire(RequestTimeout))
   .addError(wire(ServiceUnavailable))
-  .addError(wire(InternalError)) {}
+  .addError(wire(InternalError))
+  .addError(wire(IdempotencyKeyReused))
+  .addError(wire(IdempotencyKeyInUse)) {}

@@ -7,6 +7,7 @@ import { AdminHttpLive } from "./Auth/AdminHttp.ts"
 import { ApiKeys } from "./Auth/ApiKeys.ts"
 import { AdminAuthenticatedLive, AuthenticatedLive } from "./Auth/Middleware.ts"
 import { ErrorMappingLive, requestLifecycle, withRequestIdHeader } from "./Http.ts"
+import { Idempotency } from "./Idempotency.ts"
 import { Limits } from "./Limits.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
 import { SessionsHttpLive } from "./Sessions/Http.ts"
@@ -17,7 +18,7 @@ import { WebhooksHttpLive } from "./Webhooks/Http.ts"
 import { Webhooks } from "./Webhooks.ts"
 
 /** The business services. Needs AppConfig, SqlClient, LiveKit, Gemini and a CompletionHub. */
-export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live, Limits.Live).pipe(
+export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live, Limits.Live, Idempotency.Live).pipe(
   Layer.provideMerge(Agents.Live),
   Layer.provideMerge(ApiKeys.Live),
 )

@@ -19,9 +19,11 @@ import {
 } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
 import { asJsonBody, checkBody, hasBody, readBody } from "./Http/Body.ts"
+import { idempotentWith } from "./Http/Idempotency.ts"
 import { invalidRequest } from "./Http/Issues.ts"
 import { CurrentParking, Parked, type Parking, parkingFor } from "./Http/Parking.ts"
 import { allowedMethods, failedPart, routeFailure } from "./Http/Routes.ts"
+import { Idempotency } from "./Idempotency.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { Limits } from "./Limits.ts"
 
@@ -92,6 +94,7 @@ const mapFailures = Effect.gen(function* () {
   const authenticate = authenticateWith(yield* ApiKeys, limits)
   const adminEnabled = Option.isSome(adminToken)
   const authenticateAdmin = authenticateAdminWith(adminToken)
+  const idempotent = idempotentWith(yield* Idempotency)
   return (app: HttpApp.Default): HttpApp.Default =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -129,8 +132,10 @@ const mapFailures = Effect.gen(function* () {
       const { auth, bounded } = yield* withBody ? Effect.tapError(prepared, () => closeConnection) : prepared
       const body = asJsonBody(bounded, pathname)
       // each provideService copies the whole context: only when the request did change
-      const served =
-        body === request ? app : Effect.provideService(app, HttpServerRequest.HttpServerRequest, body)
+      const served = idempotent(
+        { admin, orgId: auth?.orgId, pathname, request: body },
+        body === request ? app : Effect.provideService(app, HttpServerRequest.HttpServerRequest, body),
+      )
       if (auth === undefined) return yield* served
       yield* FiberRef.set(CurrentAuthentication, Option.some(auth))
       if (

@@ -48,6 +48,8 @@ const errors = {
   RouteNotFound: [404, "not_found_error", "route_not_found"],
   MethodNotAllowed: [405, "invalid_request_error", "method_not_allowed"],
   VoiceSessionNotActive: [409, "conflict_error", "voice_session_not_active"],
+  IdempotencyKeyReused: [409, "conflict_error", "idempotency_key_reused"],
+  IdempotencyKeyInUse: [409, "conflict_error", "idempotency_key_in_use"],
   PayloadTooLarge: [413, "invalid_request_error", "payload_too_large"],
   UnsupportedMediaType: [415, "invalid_request_error", "unsupported_media_type"],
   RequestTimeout: [408, "invalid_request_error", "request_timeout"],
@@ -95,6 +97,8 @@ export class ApiKeyNotFound extends ApiError("ApiKeyNotFound") {}
 export class RouteNotFound extends ApiError("RouteNotFound") {}
 export class MethodNotAllowed extends ApiError("MethodNotAllowed") {}
 export class VoiceSessionNotActive extends ApiError("VoiceSessionNotActive") {}
+export class IdempotencyKeyReused extends ApiError("IdempotencyKeyReused") {}
+export class IdempotencyKeyInUse extends ApiError("IdempotencyKeyInUse") {}
 export class PayloadTooLarge extends ApiError("PayloadTooLarge") {}
 export class UnsupportedMediaType extends ApiError("UnsupportedMediaType") {}
 export class RequestTimeout extends ApiError("RequestTimeout") {}
