@@ -7,6 +7,7 @@
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Cause, Effect, Exit } from "effect"
 import { Api } from "./Api.ts"
+import { sendIdempotencyKey } from "./Idempotency/Client.ts"
 
 export interface ClientOptions {
   /** Where Parley answers, e.g. `http://localhost:8787`. */
@@ -15,13 +16,21 @@ export interface ClientOptions {
   readonly apiKey?: string | undefined
 }
 
-/** The client: `client.<group>.<endpoint>(request)` returns an Effect that fails with the route's typed errors. */
+/**
+ * The client: `client.<group>.<endpoint>(request)` returns an Effect that fails with the route's typed
+ * errors. A POST made under `withIdempotencyKey(key)` sends that `Idempotency-Key` (retry the same
+ * effect to retry safely).
+ */
 export const makeClient = ({ baseUrl, apiKey }: ClientOptions) =>
   Effect.runSync(
     HttpApiClient.make(Api, {
       baseUrl,
-      transformClient:
-        apiKey === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(apiKey)),
+      transformClient: (client) =>
+        sendIdempotencyKey(
+          apiKey === undefined
+            ? client
+            : HttpClient.mapRequest(client, HttpClientRequest.bearerToken(apiKey)),
+        ),
     }).pipe(Effect.provide(FetchHttpClient.layer)),
   )
 
@@ -68,3 +77,4 @@ export {
 } from "./Domain/Errors.ts"
 export type { Session } from "./Domain/Session.ts"
 export type { SessionList, SessionListItem } from "./Domain/SessionList.ts"
+export { withIdempotencyKey } from "./Idempotency/Client.ts"

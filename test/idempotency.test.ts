@@ -1,10 +1,8 @@
 /** Idempotency keys over HTTP: replays, reuse, concurrent and abandoned requests, 5xx, expiry (issue #11). */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test"
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Schema } from "effect"
-import { Api } from "../src/Api.ts"
+import { makeClient, run, withIdempotencyKey } from "parley/client"
 import { AgentId } from "../src/Domain/Ids.ts"
-import { sendIdempotencyKey, withIdempotencyKey } from "../src/Idempotency/Client.ts"
 import { Idempotency, purgeExpired } from "../src/Idempotency.ts"
 import { makeHold } from "../src/Local/Faults.ts"
 import { count, query } from "./support/rows.ts"
@@ -174,23 +172,16 @@ describe("a POST retried with its key", () => {
     expect(roomsOf(orgId)).toHaveLength(1)
   })
 
-  test("the typed client sends a key with withIdempotencyKey", async () => {
+  test("the published client sends a key with withIdempotencyKey", async () => {
     const { apiKey, orgId, agentId } = await tenant()
     const key = crypto.randomUUID()
-    const started = await Effect.runPromise(
-      Effect.gen(function* () {
-        const client = yield* HttpApiClient.make(Api, {
-          baseUrl: s.baseUrl,
-          transformClient: (c) =>
-            sendIdempotencyKey(HttpClient.mapRequest(c, HttpClientRequest.bearerToken(apiKey))),
-        })
-        const start = client.sessions
-          .start({ payload: { agent_id: AgentId.make(agentId), participant: { identity: "user_1" } } })
-          .pipe(withIdempotencyKey(key))
-        return [yield* start, yield* start]
-      }).pipe(Effect.provide(FetchHttpClient.layer)),
-    )
-    expect(started[1]).toEqual(started[0])
+    const client = makeClient({ baseUrl: s.baseUrl, apiKey })
+    const start = client.sessions
+      .start({ payload: { agent_id: AgentId.make(agentId), participant: { identity: "user_1" } } })
+      .pipe(withIdempotencyKey(key))
+    const first = await run(start)
+    const again = await run(start)
+    expect(again).toEqual(first)
     expect(await sessionCount(s, orgId)).toBe(1)
     expect(await storedStatus(orgId, key)).toBe(201)
   })
