@@ -252,6 +252,18 @@ const make = Effect.gen(function* () {
     roundReads.set(round, reads)
     shared(reads, orgId, false, get(orgId, id), then)
   }
+  /**
+   * Per round, per organization: the first read of waiters registered in that round, joined while in
+   * flight. A read started in the round a waiter registered in is as good as one of its own: whatever
+   * changes after that read's snapshot ends the round (its wake-up), and so wakes the waiter.
+   */
+  const firstReads = new WeakMap<Round, Reads>()
+  const firstRead = (round: Round, orgId: OrgId, id: SessionId) =>
+    Effect.async<Session, ReadError>((resume) => {
+      const reads: Reads = firstReads.get(round) ?? new Map()
+      firstReads.set(round, reads)
+      shared(reads, orgId, true, get(orgId, id), resume)
+    })
   /** Reads of waiters whose deadline passed, joined while in flight (many may share one deadline). */
   const finalReads: Reads = new Map()
 
@@ -268,7 +280,7 @@ const make = Effect.gen(function* () {
       Effect.gen(function* () {
         const deadline = (yield* Clock.currentTimeMillis) + timeoutSeconds * 1000
         const waiter = yield* hub.register(id)
-        const first = yield* Effect.exit(restore(get(orgId, id)))
+        const first = yield* Effect.exit(restore(firstRead(waiter.registeredIn, orgId, id)))
         if (Exit.isFailure(first) || TERMINAL.has(first.value.status)) {
           yield* waiter.release
           return yield* Effect.map(first, (row): Watched<Session> => ({ _tag: "Done", row }))

@@ -62,6 +62,11 @@ export interface Waiter {
    */
   readonly listen: (deadline: number, onWake: (woken: Woken) => void) => Effect.Effect<Woken | (() => void)>
   readonly release: Effect.Effect<void>
+  /**
+   * The round it was registered in. A read started in that same round may stand for its own first
+   * read: a change after that read ends this round, which wakes the waiter (see `Sessions.watch`).
+   */
+  readonly registeredIn: Round
 }
 
 type Listener = (why: Wake | "timeout") => void
@@ -203,7 +208,7 @@ const makeLocal = () => {
         released = true
         leave(sessionId, entry)
       })
-      return { listen, release }
+      return { listen, release, registeredIn: entry.round }
     })
 
   const wakeWith = (sessionId: string, why: Wake) =>

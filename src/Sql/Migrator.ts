@@ -6,6 +6,7 @@ import type { MigrationError } from "@effect/sql/Migrator"
 import { PgMigrator } from "@effect/sql-pg"
 import { Effect, Schema } from "effect"
 
+// Two levels up from this file, and from the bundle `npm start` runs (dist/server/main.js).
 const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url))
 const MIGRATIONS_TABLE = "effect_sql_migrations"
 /** Arbitrary constant: every instance takes this transaction-scoped lock before migrating. */
