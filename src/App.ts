@@ -9,27 +9,33 @@ import { AdminAuthenticatedLive, AuthenticatedLive } from "./Auth/Middleware.ts"
 import { ErrorMappingLive, requestLifecycle, withRequestIdHeader } from "./Http.ts"
 import { Limits } from "./Limits.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
+import { DispatcherLive } from "./Outbound/Dispatcher.ts"
 import { SessionsHttpLive } from "./Sessions/Http.ts"
 import { SweeperLive } from "./Sessions/Sweeper.ts"
 import { Sessions } from "./Sessions.ts"
 import { VoicesHttpLive } from "./Voices/Http.ts"
+import { WebhookEndpointsHttpLive } from "./WebhookEndpoints/Http.ts"
+import { WebhookEndpoints } from "./WebhookEndpoints.ts"
 import { WebhooksHttpLive } from "./Webhooks/Http.ts"
 import { Webhooks } from "./Webhooks.ts"
 
 /** The business services. Needs AppConfig, SqlClient, LiveKit, Gemini and a CompletionHub. */
-export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live, Limits.Live).pipe(
-  Layer.provideMerge(Agents.Live),
-  Layer.provideMerge(ApiKeys.Live),
-)
+export const ServicesLive = Layer.mergeAll(
+  Sessions.Live,
+  Webhooks.Live,
+  WebhookEndpoints.Live,
+  Limits.Live,
+).pipe(Layer.provideMerge(Agents.Live), Layer.provideMerge(ApiKeys.Live))
 
-/** The HttpApi with every handler, plus the background sweeper. */
-export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive).pipe(
+/** The HttpApi with every handler, plus the background sweeper and the webhook dispatcher. */
+export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive, DispatcherLive).pipe(
   Layer.provide([
     OpsHttpLive,
     VoicesHttpLive,
     AgentsHttpLive,
     SessionsHttpLive,
     WebhooksHttpLive,
+    WebhookEndpointsHttpLive,
     AdminHttpLive,
   ]),
   Layer.provide([AuthenticatedLive, AdminAuthenticatedLive]),
