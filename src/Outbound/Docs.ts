@@ -21,8 +21,8 @@ const SIGNING =
 const operation = (type: EventType, schema: string) => ({
   post: {
     operationId: `${schema.charAt(0).toLowerCase()}${schema.slice(1)}Webhook`,
-    summary: `${type}`,
-    description: `${SIGNING}`,
+    summary: `Event ${type}`,
+    description: SIGNING,
     tags: ["Webhook endpoints"],
     security: [],
     parameters: [
