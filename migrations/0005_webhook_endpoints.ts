@@ -52,6 +52,9 @@ export default Effect.gen(function* () {
     CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (endpoint_id, session_id, seq)
     WHERE status = 'pending'`
   yield* sql`CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, seq DESC)`
+  // for pruning: finished deliveries by age, and the events no delivery refers to any more
+  yield* sql`CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id)`
+  yield* sql`CREATE INDEX outbound_events_created_idx ON outbound_events (created_at)`
   yield* sql`
     CREATE TABLE webhook_delivery_attempts (
       delivery_id uuid NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,

@@ -291,3 +291,41 @@ test("a server stopped between the complete and the delivery delivers after a re
     receiver.stop()
   }
 })
+
+test("two instances on one database deliver each event once, whichever wrote it", async () => {
+  const databaseUrl = await freshDatabaseUrl()
+  const receiver = await startReceiver()
+  const [a, b] = await Promise.all([serverOn(databaseUrl), serverOn(databaseUrl)])
+  try {
+    const { apiKey, agentId } = await activeSession(a)
+    const endpoint = await createEndpoint(a, apiKey, receiver.url)
+    const sessions = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const on = i % 2 === 0 ? a : b
+        const client = await on.client(apiKey)
+        const started = await Effect.runPromise(
+          client.sessions.start({
+            payload: { agent_id: agentId as AgentId, participant: { identity: "u" } },
+          }),
+        )
+        const id = started.data.session_id as string
+        expect((await complete(on, apiKey, id)).status).toBe(200)
+        return id
+      }),
+    )
+    const mine = () => receiver.received.filter((r) => sessions.includes(r.sessionId))
+    await eventually(() => mine().length >= 12)
+    // the claims never overlap: no message arrived twice
+    expect(new Set(mine().map((r) => r.headers["webhook-id"])).size).toBe(mine().length)
+    for (const id of sessions)
+      expect(
+        mine()
+          .filter((r) => r.sessionId === id)
+          .map((r) => r.type),
+      ).toEqual(["voice_session.started", "voice_session.completed"])
+    for (const r of mine()) verify(endpoint.secret, r)
+  } finally {
+    await Promise.all([a.dispose(), b.dispose()])
+    receiver.stop()
+  }
+})

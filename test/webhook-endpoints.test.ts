@@ -150,6 +150,34 @@ describe("with private targets allowed", () => {
     expect(data(await call(s, owner.apiKey, "GET", `${BASE}/${id}`)).enabled).toBe(true)
   })
 
+  test("deliveries are listed newest first, a page at a time", async () => {
+    const { apiKey, agentId } = await activeSession(s)
+    const id = data(
+      await call(s, apiKey, "POST", BASE, { url: receiver.url, enabled_events: ["voice_session.started"] }),
+    ).endpoint_id as string
+    const sessions: Array<string> = []
+    for (let i = 0; i < 3; i++)
+      sessions.push(
+        data(
+          await call(s, apiKey, "POST", "/api/v1/voice/sessions", {
+            agent_id: agentId,
+            participant: { identity: "u" },
+          }),
+        ).session_id as string,
+      )
+    const page = async (query: string) =>
+      data(await call(s, apiKey, "GET", `${BASE}/${id}/deliveries${query}`))
+    const first = await page("?limit=2")
+    expect(first.has_more).toBe(true)
+    const firstItems = first.data as Array<{ delivery_id: string; session_id: string }>
+    expect(firstItems.map((d) => d.session_id)).toEqual([sessions[2], sessions[1]])
+    const second = await page(`?limit=2&starting_after=${firstItems[1].delivery_id}`)
+    expect(second.has_more).toBe(false)
+    expect((second.data as Array<{ session_id: string }>).map((d) => d.session_id)).toEqual([sessions[0]])
+    const bad = await call(s, apiKey, "GET", `${BASE}/${id}/deliveries?limit=101`)
+    expect(error(bad)).toMatchObject({ code: "invalid_request", param: "limit" })
+  })
+
   test("a failed extraction sends voice_session.failed; an overdue session voice_session.expired", async () => {
     const { apiKey, agentId } = await activeSession(s, { output_schema: { rating: "number" } })
     const endpoint = data(

@@ -189,7 +189,18 @@ const make = Effect.gen(function* () {
       }),
     )
 
-  return repository({ claim, record, release })
+  /** Finished deliveries (their attempts with them) and then unreferenced events older than this. */
+  const prune = (olderThanDays: number) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql`DELETE FROM webhook_deliveries WHERE status <> 'pending'
+          AND created_at < now() - make_interval(days => ${olderThanDays})`
+        yield* sql`DELETE FROM outbound_events e WHERE created_at < now() - make_interval(days => ${olderThanDays})
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)`
+      }),
+    )
+
+  return repository({ claim, record, release, prune })
 })
 
 export class DeliveriesRepo extends Context.Tag("Parley/WebhookDeliveriesRepo")<

@@ -7,14 +7,16 @@
  * instance's crash left behind).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Clock, Duration, Effect, FiberSet, Layer, Option, Queue, Stream } from "effect"
+import { Clock, Duration, Effect, FiberSet, Layer, Option, Queue, Schedule, Stream } from "effect"
 import { AppConfig } from "../Config.ts"
 import { type Claimed, DeliveriesRepo, type Outcome } from "./DeliveriesRepo.ts"
 import { OUTBOUND_CHANNEL } from "./Outbox.ts"
 import { signedHeaders } from "./Signing.ts"
 import { refusal } from "./Targets.ts"
 
-const POLL_EVERY = "5 seconds"
+const POLL_EVERY_MS = 5_000
+/** Delivered and given-up deliveries, and their events, are kept this long (then pruned hourly). */
+export const DELIVERY_RETENTION_DAYS = 30
 /** Attempts in flight on one instance at most. */
 const MAX_IN_FLIGHT = 32
 /** Retries back off to at most this much between attempts. */
@@ -152,9 +154,15 @@ export const DispatcherLive = Layer.scopedDiscard(
       Effect.catchAllCause((cause) => Effect.as(Effect.logWarning("webhook dispatch failed", cause), false)),
       // a full batch: there may be more at once; else sleep until woken or the next poll
       Effect.flatMap((full) =>
-        full ? Effect.void : Effect.race(Queue.take(wakeUps), Effect.sleep(POLL_EVERY)),
+        full ? Effect.void : Effect.race(Queue.take(wakeUps), Effect.sleep(POLL_EVERY_MS)),
       ),
       Effect.forever,
+      Effect.forkScoped,
+    )
+
+    yield* repo.prune(DELIVERY_RETENTION_DAYS).pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("pruning webhook deliveries failed", cause)),
+      Effect.repeat(Schedule.spaced("1 hour")),
       Effect.forkScoped,
     )
   }),

@@ -109,7 +109,16 @@ const make = Effect.gen(function* () {
         lock(key),
         Option.match({
           onNone: () => Effect.succeedNone,
-          onSome: (endpoint) => Effect.asSome(write({ ...change(endpoint), id: key.id })),
+          onSome: (endpoint) =>
+            write({ ...change(endpoint), id: key.id }).pipe(
+              // enabled again: its waiting deliveries are due, the dispatchers are told with the commit
+              Effect.tap((updated) =>
+                updated.enabled && !endpoint.enabled
+                  ? sql`SELECT pg_notify(${OUTBOUND_CHANNEL}, 'due')`
+                  : Effect.void,
+              ),
+              Effect.asSome,
+            ),
         }),
       ),
     )
