@@ -35,7 +35,17 @@ const describe = (cause: unknown) =>
     ? `${cause.name === "Error" ? "" : `${cause.name}: `}${cause.message}`
     : String(cause)
 
-/** One POST of a claimed delivery: what happened, never a failure. */
+/** The start of a refusing receiver's answer (for the attempt's `error`); the rest is not read. */
+const excerpt = async (response: Response) => {
+  const reader = response.body?.getReader()
+  if (reader === undefined) return ""
+  const { value } = await reader.read()
+  await reader.cancel().catch(() => undefined)
+  return new TextDecoder().decode(value?.subarray(0, ERROR_EXCERPT))
+}
+
+/** One POST of a claimed delivery, all of it (the address check too) within `timeoutMs`: what happened,
+ * never a failure. */
 const attempt = (c: Claimed, timeoutMs: number, allowPrivate: boolean) =>
   Effect.gen(function* () {
     const attemptedAt = new Date(yield* Clock.currentTimeMillis)
@@ -47,30 +57,33 @@ const attempt = (c: Claimed, timeoutMs: number, allowPrivate: boolean) =>
       error,
       delivered: statusCode !== null && statusCode >= 200 && statusCode < 300,
     })
-    // resolved again now: the name may point elsewhere since the endpoint was saved
-    const refused = yield* refusal(c.url, allowPrivate)
-    if (refused !== undefined) return outcome(null, `refused: the URL ${refused}`)
-    const secrets = c.previous_secret === null ? [c.secret] : [c.secret, c.previous_secret]
-    const headers = signedHeaders(secrets, c.event_id, Math.floor(attemptedAt.getTime() / 1000), c.body)
-    return yield* Effect.tryPromise({
-      try: async (signal) => {
-        // never followed: a redirect could lead anywhere, past the address check
-        const response = await fetch(c.url, {
-          method: "POST",
-          headers,
-          body: c.body,
-          redirect: "manual",
-          signal,
-        })
-        const text = await response.text()
-        const ok = response.status >= 200 && response.status < 300
-        return outcome(
-          response.status,
-          ok ? null : `HTTP ${response.status}: ${text.slice(0, ERROR_EXCERPT)}`,
-        )
-      },
-      catch: (cause) => outcome(null, describe(cause)),
-    }).pipe(
+    const send = Effect.gen(function* () {
+      // resolved again now: the name may point elsewhere since the endpoint was saved
+      const refused = yield* refusal(c.url, allowPrivate)
+      if (refused !== undefined) return outcome(null, `refused: the URL ${refused}`)
+      const secrets = c.previous_secret === null ? [c.secret] : [c.secret, c.previous_secret]
+      const headers = signedHeaders(secrets, c.event_id, Math.floor(attemptedAt.getTime() / 1000), c.body)
+      return yield* Effect.tryPromise({
+        try: async (signal) => {
+          // never followed: a redirect could lead anywhere, past the address check
+          const response = await fetch(c.url, {
+            method: "POST",
+            headers,
+            body: c.body,
+            redirect: "manual",
+            signal,
+          })
+          const ok = response.status >= 200 && response.status < 300
+          if (ok) {
+            await response.body?.cancel().catch(() => undefined)
+            return outcome(response.status, null)
+          }
+          return outcome(response.status, `HTTP ${response.status}: ${await excerpt(response)}`)
+        },
+        catch: (cause) => outcome(null, describe(cause)),
+      }).pipe(Effect.merge)
+    })
+    return yield* send.pipe(
       Effect.timeoutFail({
         duration: timeoutMs,
         onTimeout: () => outcome(null, `timed out after ${timeoutMs} ms`),
