@@ -5,6 +5,7 @@
  * test's dispatcher delivers (or refuses) these events.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { SqlClient } from "@effect/sql"
 import { Effect, Option, Redacted } from "effect"
 import { Webhook } from "standardwebhooks"
 import type { AgentId } from "../src/Domain/Ids.ts"
@@ -205,27 +206,31 @@ describe("delivery", () => {
       const started = await Effect.runPromise(
         client.sessions.start({ payload: { agent_id: agentId as AgentId, participant: { identity: "u" } } }),
       )
-      await eventually(() => failing.received.length >= 1)
-      // 24 hours pass: the streak and the delivery's retries began a day ago
-      await s.run(
-        Effect.gen(function* () {
-          const { SqlClient } = yield* Effect.promise(() => import("@effect/sql"))
-          const sql = yield* SqlClient.SqlClient
-          yield* sql`UPDATE webhook_endpoints SET failing_since = now() - interval '25 hours'
-            WHERE id = ${endpoint.endpoint_id}`
-          yield* sql`UPDATE webhook_deliveries SET retry_from = now() - interval '25 hours',
-            next_attempt_at = now() WHERE endpoint_id = ${endpoint.endpoint_id}`
-          yield* sql`SELECT pg_notify('parley_outbound', 'due')`
-        }),
-      )
       const id = { path: { id: endpoint.endpoint_id as EndpointId } }
+      const deliveries = () => Effect.runPromise(client.webhookEndpoints.deliveries({ ...id, urlParams: {} }))
+      // the first failure is recorded (the streak has begun)
+      await eventually(async () => ((await deliveries()).data.data[0]?.attempts.length ?? 0) >= 1)
+      // 24 hours pass: the streak and the delivery's retries began a day ago (one transaction, so an
+      // attempt recorded meanwhile sees both or neither)
+      await s.run(
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql.withTransaction(
+            // in the order the dispatcher's record locks them: delivery, then endpoint
+            Effect.all([
+              sql`UPDATE webhook_deliveries SET retry_from = now() - interval '25 hours'
+                WHERE endpoint_id = ${endpoint.endpoint_id}`,
+              sql`UPDATE webhook_endpoints SET failing_since = now() - interval '25 hours'
+                WHERE id = ${endpoint.endpoint_id}`,
+            ]),
+          ),
+        ),
+      )
       await eventually(async () => !(await Effect.runPromise(client.webhookEndpoints.get(id))).data.enabled)
       const disabled = (await Effect.runPromise(client.webhookEndpoints.get(id))).data
       expect(disabled.disabled_reason).toMatch(
         /^Disabled at .*: every delivery since .* \(24 h\) failed; the last: HTTP 500/,
       )
-      const deliveries = await Effect.runPromise(client.webhookEndpoints.deliveries({ ...id, urlParams: {} }))
-      const [delivery] = deliveries.data.data
+      const [delivery] = (await deliveries()).data.data
       expect(delivery).toMatchObject({
         status: "failed",
         next_attempt_at: null,
@@ -277,10 +282,13 @@ test("a server stopped between the complete and the delivery delivers after a re
     expect(again.headers["webhook-id"]).toBe(first.headers["webhook-id"])
     expect(verify(endpoint.secret, again).type).toBe("voice_session.completed")
     const client = await b.client(apiKey)
-    const listed = await Effect.runPromise(
-      client.webhookEndpoints.deliveries({ path: { id: endpoint.endpoint_id }, urlParams: {} }),
-    )
-    expect(listed.data.data[0].status).toBe("delivered")
+    const deliveries = () =>
+      Effect.runPromise(
+        client.webhookEndpoints.deliveries({ path: { id: endpoint.endpoint_id }, urlParams: {} }),
+      )
+    // acknowledged; B records that right after
+    await eventually(async () => (await deliveries()).data.data[0].status === "delivered")
+    const listed = await deliveries()
     expect(listed.data.data[0].attempts.map((x) => x.error ?? x.status_code)).toEqual([
       "interrupted: the server stopped during the attempt",
       200,
