@@ -15,17 +15,14 @@ import { SweeperLive } from "./Sessions/Sweeper.ts"
 import { Sessions } from "./Sessions.ts"
 import { VoicesHttpLive } from "./Voices/Http.ts"
 import { WebhookEndpointsHttpLive } from "./WebhookEndpoints/Http.ts"
-import { WebhookEndpoints } from "./WebhookEndpoints.ts"
 import { WebhooksHttpLive } from "./Webhooks/Http.ts"
 import { Webhooks } from "./Webhooks.ts"
 
 /** The business services. Needs AppConfig, SqlClient, LiveKit, Gemini and a CompletionHub. */
-export const ServicesLive = Layer.mergeAll(
-  Sessions.Live,
-  Webhooks.Live,
-  WebhookEndpoints.Live,
-  Limits.Live,
-).pipe(Layer.provideMerge(Agents.Live), Layer.provideMerge(ApiKeys.Live))
+export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live, Limits.Live).pipe(
+  Layer.provideMerge(Agents.Live),
+  Layer.provideMerge(ApiKeys.Live),
+)
 
 /** The HttpApi with every handler, plus the background sweeper and the webhook dispatcher. */
 export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive, DispatcherLive).pipe(

@@ -3,7 +3,7 @@
  * by all instances through `FOR UPDATE SKIP LOCKED`) and sends each on a fiber of its own; it looks
  * again when woken — by a NOTIFY on OUTBOUND_CHANNEL (sent with the commit of every new or redelivered
  * delivery, on any instance), by the end of one of its own attempts (the session's next event may
- * be due), by a retry coming due — or at the latest every POLL_EVERY (work a lost NOTIFY or another
+ * be due), by a retry coming due — or at the latest every POLL_EVERY_MS (work a lost NOTIFY or another
  * instance's crash left behind).
  */
 import { PgClient } from "@effect/sql-pg"
@@ -103,11 +103,14 @@ export const DispatcherLive = Layer.scopedDiscard(
     // an instance that dies mid-attempt leaves its claim to the others after this
     const leaseSeconds = Math.ceil(config.webhookTimeoutMs / 1000) + 10
 
+    // A connection that fails is listened on again; one that dies silently leaves the polls, and the
+    // wake-ups of this instance's own attempts, to find the work (PgClient.listen's stream does not end).
     yield* pg.listen(OUTBOUND_CHANNEL).pipe(
       Stream.runForEach(() => wake),
-      Effect.catchAllCause((cause) =>
-        Effect.logWarning("outbound webhook listener lost; polling only", cause),
+      Effect.tapErrorCause((cause) =>
+        Effect.logWarning("outbound webhook listener lost; listening again", cause),
       ),
+      Effect.retry(Schedule.spaced(POLL_EVERY_MS)),
       Effect.forkScoped,
     )
 

@@ -1,5 +1,5 @@
 import { HttpApiBuilder } from "@effect/platform"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import { Api } from "../Api.ts"
 import { CurrentOrg } from "../Auth/Middleware.ts"
 import { envelope } from "../Domain/Envelope.ts"
@@ -17,6 +17,7 @@ const answer = <O extends string, A, E, R>(
     Effect.flatMap((data) => envelope(object, data, status)),
   )
 
+/** The handlers with their service (its repository included). */
 export const WebhookEndpointsHttpLive = HttpApiBuilder.group(Api, "webhookEndpoints", (handlers) =>
   Effect.gen(function* () {
     const endpoints = yield* WebhookEndpoints
@@ -53,4 +54,4 @@ export const WebhookEndpointsHttpLive = HttpApiBuilder.group(Api, "webhookEndpoi
         ),
       )
   }),
-)
+).pipe(Layer.provide(WebhookEndpoints.Live))
