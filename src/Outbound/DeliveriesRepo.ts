@@ -7,7 +7,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { repository } from "../Domain/Errors.ts"
-import { OUTBOUND_CHANNEL } from "./Outbox.ts"
+import { OUTBOUND_CHANNEL, transaction } from "./Outbox.ts"
 
 /** A claimed attempt: what to send where, signed with which secrets. */
 export const Claimed = Schema.Struct({
@@ -147,7 +147,7 @@ const make = Effect.gen(function* () {
    * lease ran out) is kept in the log but changes nothing else.
    */
   const record = (c: Claimed, o: Outcome, delaySeconds: number, windowSeconds: number) =>
-    sql.withTransaction(
+    transaction(sql)(
       Effect.gen(function* () {
         yield* insertAttempt(attemptRow(c, o))
         if (o.delivered) {
@@ -180,7 +180,7 @@ const make = Effect.gen(function* () {
 
   /** An attempt cut short by shutdown: logged as such and due again at once (no backoff). */
   const release = (c: Claimed, o: Outcome) =>
-    sql.withTransaction(
+    transaction(sql)(
       Effect.gen(function* () {
         yield* insertAttempt(attemptRow(c, o))
         yield* sql`UPDATE webhook_deliveries SET next_attempt_at = clock_timestamp()
@@ -191,7 +191,7 @@ const make = Effect.gen(function* () {
 
   /** Finished deliveries (their attempts with them) and then unreferenced events older than this. */
   const prune = (olderThanDays: number) =>
-    sql.withTransaction(
+    transaction(sql)(
       Effect.gen(function* () {
         yield* sql`DELETE FROM webhook_deliveries WHERE status <> 'pending'
           AND created_at < now() - make_interval(days => ${olderThanDays})`

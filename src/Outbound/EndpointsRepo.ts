@@ -11,7 +11,7 @@ import {
   WebhookEndpoint,
 } from "../Domain/WebhookEndpoint.ts"
 import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
-import { OUTBOUND_CHANNEL } from "./Outbox.ts"
+import { OUTBOUND_CHANNEL, transaction } from "./Outbox.ts"
 
 /** A `webhook_endpoints` row as the API's endpoint (the secrets stay in the database). */
 export const EndpointFromRow = Schema.Struct({
@@ -104,7 +104,7 @@ const make = Effect.gen(function* () {
 
   /** Read-modify-write under a row lock, so concurrent PATCHes never lose each other's fields. */
   const update = (key: OrgKey, change: (endpoint: WebhookEndpoint) => EndpointColumns) =>
-    sql.withTransaction(
+    transaction(sql)(
       Effect.flatMap(
         lock(key),
         Option.match({
@@ -163,7 +163,7 @@ const make = Effect.gen(function* () {
 
   /** Due again now, with a new retry window; the dispatchers are told with the commit. */
   const redeliver = (key: DeliveryKey) =>
-    sql.withTransaction(
+    transaction(sql)(
       Effect.gen(function* () {
         const rows = yield* sql`
           UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = clock_timestamp(),

@@ -5,7 +5,13 @@ import { repository } from "../Domain/Errors.ts"
 import { JsonRecord } from "../Domain/Fields.ts"
 import { OrgId, SessionId } from "../Domain/Ids.ts"
 import { ErrorLogEntry, Session, TranscriptEntry } from "../Domain/Session.ts"
-import { eventOf, makeInMemoryOutbox, makeSqlOutbox, type SessionChange } from "../Outbound/Outbox.ts"
+import {
+  eventOf,
+  makeInMemoryOutbox,
+  makeSqlOutbox,
+  type SessionChange,
+  transaction,
+} from "../Outbound/Outbox.ts"
 import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
 
 /** A `sessions` row as the API's Session. */
@@ -87,6 +93,7 @@ const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // session changes and their webhook events are written in one transaction
   const outbox = yield* makeSqlOutbox
+  const inTransaction = transaction(sql)
 
   const insertRow = SqlSchema.single({
     Request: NewSession,
@@ -149,29 +156,23 @@ const make = Effect.gen(function* () {
 
   /** The new session, its `voice_session.started` event in the same transaction. */
   const insert = (row: typeof NewSession.Type) =>
-    sql
-      .withTransaction(
-        Effect.tap(insertRow(row), (owned) => outbox.record(change(owned, "voice_session.started"))),
-      )
-      .pipe(Effect.map(({ org_id: _, ...session }) => session))
+    inTransaction(
+      Effect.tap(insertRow(row), (owned) => outbox.record(change(owned, "voice_session.started"))),
+    ).pipe(Effect.map(({ org_id: _, ...session }) => session))
 
   /** The outcome, its `voice_session.completed` / `.failed` event in the same transaction. */
   const finish = (f: typeof Finish.Type) =>
-    sql
-      .withTransaction(
-        Effect.tap(finishRow(f), (row) =>
-          Option.isSome(row) ? outbox.record(change(row.value)) : Effect.void,
-        ),
-      )
-      .pipe(Effect.map(Option.map(({ org_id: _, ...session }) => session)))
+    inTransaction(
+      Effect.tap(finishRow(f), (row) =>
+        Option.isSome(row) ? outbox.record(change(row.value)) : Effect.void,
+      ),
+    ).pipe(Effect.map(Option.map(({ org_id: _, ...session }) => session)))
 
   /** Expires overdue sessions, each with its `voice_session.expired` event; returns their ids. */
   const expireDue = (graceSeconds: number) =>
-    sql
-      .withTransaction(
-        Effect.tap(expireRows(graceSeconds), (rows) => outbox.record(rows.flatMap((row) => change(row)))),
-      )
-      .pipe(Effect.map((rows) => rows.map((row) => row.session_id)))
+    inTransaction(
+      Effect.tap(expireRows(graceSeconds), (rows) => outbox.record(rows.flatMap((row) => change(row)))),
+    ).pipe(Effect.map((rows) => rows.map((row) => row.session_id)))
 
   /** Takes over one session whose completing instance stopped renewing (died mid-extraction). */
   const reclaimStale = SqlSchema.findOne({
