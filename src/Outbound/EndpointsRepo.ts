@@ -52,6 +52,9 @@ const Page = Schema.Struct({
   limit: Schema.Int,
   startingAfter: Schema.NullOr(Schema.String),
 })
+
+/** A page, or the one delivery `deliveryId`. */
+const Selection = Schema.Struct({ ...Page.fields, deliveryId: Schema.NullOr(Schema.String) })
 type Page = typeof Page.Type
 
 const DeliveryFromRow = Schema.Struct({
@@ -141,8 +144,8 @@ const make = Effect.gen(function* () {
       WHERE org_id = ${r.orgId} AND id = ${r.id} RETURNING *`,
   })
 
-  const deliveriesPage = SqlSchema.findAll({
-    Request: Page,
+  const selectDeliveries = SqlSchema.findAll({
+    Request: Selection,
     Result: DeliveryFromRow,
     execute: (p) => sql`
       SELECT d.id, d.endpoint_id, d.event_id, ev.type AS event_type, d.session_id::text AS session_id,
@@ -156,6 +159,7 @@ const make = Effect.gen(function* () {
                 ORDER BY attempt DESC LIMIT 50) a), '[]'::jsonb) AS attempts
       FROM webhook_deliveries d JOIN outbound_events ev ON ev.id = d.event_id
       WHERE d.endpoint_id = ${p.endpointId}
+        AND (${p.deliveryId}::uuid IS NULL OR d.id = ${p.deliveryId}::uuid)
         AND (${p.startingAfter}::uuid IS NULL OR d.seq < (
           SELECT seq FROM webhook_deliveries WHERE id = ${p.startingAfter}::uuid AND endpoint_id = ${p.endpointId}))
       ORDER BY d.seq DESC LIMIT ${p.limit + 1}`,
@@ -185,14 +189,14 @@ const make = Effect.gen(function* () {
     remove: (key: OrgKey) => Effect.map(remove(key), Option.isSome),
     rotate,
     deliveries: (page: Page) =>
-      Effect.map(deliveriesPage(page), (rows) => ({
+      Effect.map(selectDeliveries({ ...page, deliveryId: null }), (rows) => ({
         deliveries: rows.slice(0, page.limit),
         hasMore: rows.length > page.limit,
       })),
     /** One delivery of the endpoint (the endpoint's organization is checked by the caller). */
     delivery: (endpointId: string, id: string) =>
-      Effect.map(deliveriesPage({ endpointId, limit: 1_000_000, startingAfter: null }), (rows) =>
-        Option.fromNullable(rows.find((row) => row.delivery_id === id)),
+      Effect.map(selectDeliveries({ endpointId, limit: 1, startingAfter: null, deliveryId: id }), (rows) =>
+        Option.fromNullable(rows[0]),
       ),
     redeliver,
   })
