@@ -3,13 +3,14 @@
  * by all instances through `FOR UPDATE SKIP LOCKED`) and sends each on a fiber of its own; it looks
  * again when woken — by a NOTIFY on OUTBOUND_CHANNEL (sent with the commit of every new or redelivered
  * delivery, on any instance), by the end of one of its own attempts (the session's next event may
- * be due), by a retry coming due — or at the latest every POLL_EVERY_MS (work a lost NOTIFY or another
- * instance's crash left behind).
+ * be due), by a retry coming due, by its LISTEN connection coming (back) up — or at the latest every
+ * POLL_EVERY_MS (a retry due later, work another instance's crash left behind).
  */
 import { PgClient } from "@effect/sql-pg"
-import { Clock, Duration, Effect, FiberSet, Layer, Option, Queue, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, FiberSet, Layer, Option, Queue, Schedule } from "effect"
 import { AppConfig } from "../Config.ts"
 import { type Claimed, DeliveriesRepo, type Outcome } from "./DeliveriesRepo.ts"
+import { listenForever } from "./Listener.ts"
 import { OUTBOUND_CHANNEL } from "./Outbox.ts"
 import { signedHeaders } from "./Signing.ts"
 import { refusal } from "./Targets.ts"
@@ -103,14 +104,7 @@ export const DispatcherLive = Layer.scopedDiscard(
     // an instance that dies mid-attempt leaves its claim to the others after this
     const leaseSeconds = Math.ceil(config.webhookTimeoutMs / 1000) + 10
 
-    // A connection that fails is listened on again; one that dies silently leaves the polls, and the
-    // wake-ups of this instance's own attempts, to find the work (PgClient.listen's stream does not end).
-    yield* pg.listen(OUTBOUND_CHANNEL).pipe(
-      Stream.runForEach(() => wake),
-      Effect.tapErrorCause((cause) =>
-        Effect.logWarning("outbound webhook listener lost; listening again", cause),
-      ),
-      Effect.retry(Schedule.spaced(POLL_EVERY_MS)),
+    yield* listenForever(pg.config, OUTBOUND_CHANNEL, () => Queue.unsafeOffer(wakeUps, undefined)).pipe(
       Effect.forkScoped,
     )
 
