@@ -5,10 +5,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, Redacted } from "effect"
+import fc from "fast-check"
 import { Webhook } from "standardwebhooks"
 import type { EndpointId } from "../src/Domain/WebhookEndpoint.ts"
 import { SessionsRepo } from "../src/Sessions/Repo.ts"
 import { sweepOnce } from "../src/Sessions/Sweeper.ts"
+import { junkId } from "./support/arbitraries.ts"
 import { freshDatabaseUrl } from "./support/db.ts"
 import { type Receiver, startReceiver } from "./support/receiver.ts"
 import { count } from "./support/rows.ts"
@@ -112,6 +114,12 @@ describe("with private targets allowed", () => {
       })
     }
     expect(await endpointCount(s, orgId)).toBe(0)
+    const id = data(await call(s, apiKey, "POST", BASE, { url: receiver.url })).endpoint_id
+    const empty = await call(s, apiKey, "PATCH", `${BASE}/${id}`, {})
+    expect(error(empty)).toMatchObject({
+      code: "invalid_request_body",
+      message: expect.stringContaining("at least one"),
+    })
   })
 
   test("another organization's endpoint and deliveries are 404", async () => {
@@ -176,6 +184,55 @@ describe("with private targets allowed", () => {
     expect((second.data as Array<{ session_id: string }>).map((d) => d.session_id)).toEqual([sessions[0]])
     const bad = await call(s, apiKey, "GET", `${BASE}/${id}/deliveries?limit=101`)
     expect(error(bad)).toMatchObject({ code: "invalid_request", param: "limit" })
+  })
+
+  test("generated bodies and path ids never get a 5xx; a refusal is the envelope and stores nothing", async () => {
+    const { apiKey, orgId } = await s.newTenant()
+    const existing = data(await call(s, apiKey, "POST", BASE, { url: receiver.url })).endpoint_id as string
+    const field = fc.oneof(fc.string(), fc.constant(null), fc.integer(), fc.boolean(), fc.jsonValue())
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.record(
+        {
+          url: fc.oneof(fc.webUrl(), field),
+          description: fc.oneof(fc.string({ maxLength: 600 }), field),
+          enabled_events: fc.oneof(
+            fc.array(fc.constantFrom("*", "voice_session.started", "voice_session.completed", "x", "")),
+            field,
+          ),
+          enabled: fc.oneof(fc.boolean(), field),
+          extra: field,
+        },
+        { requiredKeys: [] },
+      ),
+    )
+    const isEnvelope = (reply: { body: Record<string, unknown> }) => {
+      const e = reply.body.error as Record<string, unknown> | undefined
+      return typeof e?.code === "string" && typeof e.message === "string" && typeof e.request_id === "string"
+    }
+    await fc.assert(
+      fc.asyncProperty(body, junkId, async (sent, junk) => {
+        const before = await endpointCount(s, orgId)
+        const created = await call(s, apiKey, "POST", BASE, JSON.stringify(sent))
+        expect(created.status === 201 || (created.status === 400 && isEnvelope(created))).toBe(true)
+        expect(await endpointCount(s, orgId)).toBe(before + (created.status === 201 ? 1 : 0))
+        const patched = await call(s, apiKey, "PATCH", `${BASE}/${existing}`, JSON.stringify(sent))
+        expect(patched.status === 200 || (patched.status === 400 && isEnvelope(patched))).toBe(true)
+        for (const path of [
+          `${BASE}/${junk}`,
+          `${BASE}/${junk}/deliveries`,
+          `${BASE}/${existing}/deliveries/${junk}/redeliver`,
+        ]) {
+          const reply = await call(s, apiKey, path.endsWith("redeliver") ? "POST" : "GET", path)
+          // (a junk id such as "." or ".." may reach another route: any answer but a 5xx, errors enveloped)
+          expect({ path, ok: reply.status < 400 || (reply.status < 500 && isEnvelope(reply)) }).toEqual({
+            path,
+            ok: true,
+          })
+        }
+      }),
+      { seed: 4242, numRuns: 40 },
+    )
   })
 
   test("a failed extraction sends voice_session.failed; an overdue session voice_session.expired", async () => {

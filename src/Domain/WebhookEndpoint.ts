@@ -58,7 +58,12 @@ export const UpdateWebhookEndpoint = Schema.Struct({
   description: optional(Schema.NullOr(Text(0, 500))),
   enabled_events: optional(EnabledEvents),
   enabled: optional(Bool),
-}).annotations({ ...strict, ...object, identifier: "UpdateWebhookEndpoint" })
+})
+  .annotations({ ...strict, ...object })
+  .pipe(
+    Schema.filter((patch) => (Object.keys(patch).length > 0 ? undefined : "must set at least one field")),
+    Schema.annotations({ identifier: "UpdateWebhookEndpoint" }),
+  )
 export type UpdateWebhookEndpoint = typeof UpdateWebhookEndpoint.Type
 
 export const WebhookEndpoint = Schema.Struct({

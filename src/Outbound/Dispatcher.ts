@@ -31,10 +31,12 @@ export const backoffMs = (attempt: number, baseMs: number, random: number) => {
   return delay / 2 + (delay / 2) * random
 }
 
+/** A failed request in a line (without Bun's hint about `verbose: true`). */
 const describe = (cause: unknown) =>
-  cause instanceof Error
+  (cause instanceof Error
     ? `${cause.name === "Error" ? "" : `${cause.name}: `}${cause.message}`
     : String(cause)
+  ).replace(/ For more information, pass `verbose: true`.*$/s, "")
 
 /** The start of a refusing receiver's answer (for the attempt's `error`); the rest is not read. */
 const excerpt = async (response: Response) => {
