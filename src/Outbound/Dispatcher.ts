@@ -129,12 +129,11 @@ export const DispatcherLive = Layer.scopedDiscard(
         const delayMs = backoffMs(c.attempt, config.webhookRetryBaseMs, Math.random())
         const next = yield* repo.record(c, outcome, delayMs / 1000, config.webhookRetryWindowSeconds)
         if (Option.isSome(next)) {
-          const now = yield* Clock.currentTimeMillis
-          // the retry is looked for when it is due (the poll is the fallback)
-          yield* FiberSet.run(
-            work,
-            Effect.delay(wake, Duration.millis(Math.max(0, next.value.getTime() - now))),
-          )
+          // a retry due before the next poll is looked for when it is due; a later one by the polls
+          // (so a failing endpoint holds no timers here)
+          const dueIn = next.value.getTime() - (yield* Clock.currentTimeMillis)
+          if (dueIn < POLL_EVERY_MS)
+            yield* FiberSet.run(work, Effect.delay(wake, Duration.millis(Math.max(0, dueIn))))
         }
       }).pipe(
         Effect.catchAllCause((cause) => Effect.logWarning(`webhook delivery ${c.id} not recorded`, cause)),
