@@ -19,8 +19,10 @@ import {
 } from "./Domain/Errors.ts"
 import { documentIdempotency } from "./Idempotency/OpenApi.ts"
 import { OpsApi } from "./Ops/Api.ts"
+import { eventSchemas, outboundWebhooks } from "./Outbound/Docs.ts"
 import { SessionsApi } from "./Sessions/Api.ts"
 import { VoicesApi } from "./Voices/Api.ts"
+import { WebhookEndpointsApi } from "./WebhookEndpoints/Api.ts"
 import { WebhooksApi } from "./Webhooks/Api.ts"
 
 type Json = Record<string, unknown>
@@ -100,7 +102,8 @@ const documented = (spec: Json): Json => {
   )
   const components = spec.components as Json
   const schemas = components.schemas as Json
-  const trimmed = { ...spec, paths }
+  // the outbound webhooks' payloads (OpenAPI 3.1 `webhooks`), next to the paths that manage them
+  const trimmed = { ...spec, paths, webhooks: outboundWebhooks }
   const used = usedSchemas(trimmed, schemas)
   return {
     ...trimmed,
@@ -117,6 +120,7 @@ export class Api extends HttpApi.make("parley")
   .add(AgentsApi)
   .add(SessionsApi)
   .add(WebhooksApi)
+  .add(WebhookEndpointsApi)
   .add(AdminApi)
   .annotate(OpenApi.Title, "Parley")
   .annotate(OpenApi.Version, "1.0.0")
@@ -129,6 +133,7 @@ export class Api extends HttpApi.make("parley")
   )
   .annotate(OpenApi.Servers, [{ url: "/", description: "The server this document was fetched from" }])
   .annotate(OpenApi.Transform, (spec) => documentIdempotency(documented(spec)))
+  .annotate(HttpApi.AdditionalSchemas, eventSchemas)
   .addError(wire(InvalidRequest))
   .addError(wire(InvalidRequestBody))
   .addError(wire(InvalidJson))

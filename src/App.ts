@@ -10,10 +10,12 @@ import { ErrorMappingLive, requestLifecycle, withRequestIdHeader } from "./Http.
 import { Idempotency } from "./Idempotency.ts"
 import { Limits } from "./Limits.ts"
 import { OpsHttpLive } from "./Ops/Http.ts"
+import { DispatcherLive } from "./Outbound/Dispatcher.ts"
 import { SessionsHttpLive } from "./Sessions/Http.ts"
 import { SweeperLive } from "./Sessions/Sweeper.ts"
 import { Sessions } from "./Sessions.ts"
 import { VoicesHttpLive } from "./Voices/Http.ts"
+import { WebhookEndpointsHttpLive } from "./WebhookEndpoints/Http.ts"
 import { WebhooksHttpLive } from "./Webhooks/Http.ts"
 import { Webhooks } from "./Webhooks.ts"
 
@@ -23,14 +25,15 @@ export const ServicesLive = Layer.mergeAll(Sessions.Live, Webhooks.Live, Limits.
   Layer.provideMerge(ApiKeys.Live),
 )
 
-/** The HttpApi with every handler, plus the background sweeper. */
-export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive).pipe(
+/** The HttpApi with every handler, plus the background sweeper and the webhook dispatcher. */
+export const ApiLive = Layer.mergeAll(HttpApiBuilder.api(Api), SweeperLive, DispatcherLive).pipe(
   Layer.provide([
     OpsHttpLive,
     VoicesHttpLive,
     AgentsHttpLive,
     SessionsHttpLive,
     WebhooksHttpLive,
+    WebhookEndpointsHttpLive,
     AdminHttpLive,
   ]),
   Layer.provide([AuthenticatedLive, AdminAuthenticatedLive]),

@@ -9,6 +9,11 @@ import { Api } from "../src/Api.ts"
 const ROOT = join(import.meta.dir, "..")
 const spec = OpenApi.fromApi(Api) as unknown as {
   servers?: ReadonlyArray<{ url: string }>
+  webhooks: Record<
+    string,
+    { post: Operation & { requestBody: { content: Record<string, { schema: unknown }> } } }
+  >
+  components: { schemas: Record<string, { properties: Record<string, unknown> }> }
   tags: ReadonlyArray<{ name: string; description?: string }>
   paths: Record<string, Record<string, Operation>>
 }
@@ -63,6 +68,7 @@ describe("openapi", () => {
       "Voice agents",
       "Voice sessions",
       "Webhooks",
+      "Webhook endpoints",
       "Admin",
     ])
     for (const tag of spec.tags)
@@ -102,5 +108,28 @@ describe("openapi", () => {
     )
     expect(ids.length).toBeGreaterThanOrEqual(8)
     for (const id of ids) expect(id).toMatchObject({ type: "string", format: "uuid" })
+  })
+
+  test("webhooks: each event's payload is described, its data the session GET returns", () => {
+    expect(Object.keys(spec.webhooks)).toEqual([
+      "voice_session.started",
+      "voice_session.completed",
+      "voice_session.failed",
+      "voice_session.expired",
+    ])
+    const get = spec.paths["/api/v1/voice/sessions/{id}"].get
+    const session = JSON.stringify(get.responses["200"].content?.["application/json"].schema)
+    expect(session).toContain("#/components/schemas/VoiceSession")
+    for (const [type, { post }] of Object.entries(spec.webhooks)) {
+      const ref = (post.requestBody.content["application/json"].schema as { $ref: string }).$ref
+      const payload = spec.components.schemas[ref.replace("#/components/schemas/", "")]
+      expect(payload.properties.type).toEqual({ type: "string", enum: [type] })
+      expect(payload.properties.data).toEqual({ $ref: "#/components/schemas/VoiceSession" })
+      expect(post.parameters.map((p) => p.name)).toEqual([
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+      ])
+    }
   })
 })

@@ -35,6 +35,7 @@ const errors = {
   InvalidRequestBody: [400, "invalid_request_error", "invalid_request_body"],
   InvalidJson: [400, "invalid_request_error", "invalid_json_body"],
   VoiceSessionTtlTooShort: [400, "invalid_request_error", "voice_session_ttl_too_short"],
+  WebhookUrlNotAllowed: [400, "invalid_request_error", "webhook_url_not_allowed"],
   // A malformed Authorization header is a request error, as in the Pi API; a wrong key is an authentication error.
   MissingAuthorizationHeader: [401, "invalid_request_error", "missing_authorization_header"],
   InvalidAuthorizationScheme: [401, "invalid_request_error", "invalid_authorization_scheme"],
@@ -45,6 +46,8 @@ const errors = {
   VoiceSessionNotFound: [404, "not_found_error", "voice_session_not_found"],
   OrganizationNotFound: [404, "not_found_error", "organization_not_found"],
   ApiKeyNotFound: [404, "not_found_error", "api_key_not_found"],
+  WebhookEndpointNotFound: [404, "not_found_error", "webhook_endpoint_not_found"],
+  WebhookDeliveryNotFound: [404, "not_found_error", "webhook_delivery_not_found"],
   RouteNotFound: [404, "not_found_error", "route_not_found"],
   MethodNotAllowed: [405, "invalid_request_error", "method_not_allowed"],
   VoiceSessionNotActive: [409, "conflict_error", "voice_session_not_active"],
@@ -94,6 +97,9 @@ export class VoiceAgentNotFound extends ApiError("VoiceAgentNotFound") {}
 export class VoiceSessionNotFound extends ApiError("VoiceSessionNotFound") {}
 export class OrganizationNotFound extends ApiError("OrganizationNotFound") {}
 export class ApiKeyNotFound extends ApiError("ApiKeyNotFound") {}
+export class WebhookUrlNotAllowed extends ApiError("WebhookUrlNotAllowed") {}
+export class WebhookEndpointNotFound extends ApiError("WebhookEndpointNotFound") {}
+export class WebhookDeliveryNotFound extends ApiError("WebhookDeliveryNotFound") {}
 export class RouteNotFound extends ApiError("RouteNotFound") {}
 export class MethodNotAllowed extends ApiError("MethodNotAllowed") {}
 export class VoiceSessionNotActive extends ApiError("VoiceSessionNotActive") {}

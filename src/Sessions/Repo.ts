@@ -5,6 +5,13 @@ import { repository } from "../Domain/Errors.ts"
 import { JsonRecord } from "../Domain/Fields.ts"
 import { OrgId, SessionId } from "../Domain/Ids.ts"
 import { ErrorLogEntry, Session, TranscriptEntry } from "../Domain/Session.ts"
+import {
+  eventOf,
+  makeInMemoryOutbox,
+  makeSqlOutbox,
+  type SessionChange,
+  transaction,
+} from "../Outbound/Outbox.ts"
 import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
 import { listInDatabase, listInMemory } from "./ListQuery.ts"
 
@@ -31,6 +38,15 @@ export const StoredSession = Schema.Struct({
 export type StoredSession = typeof StoredSession.Type
 /** A row as the driver returns it. */
 export type SessionRow = typeof StoredSession.Encoded
+
+/** A row as the Session it is and the organization whose webhooks hear of its changes. */
+const OwnedSession = Schema.Struct({ ...SessionFromRow.fields, org_id: OrgId })
+
+/** The outbound event of a session that changed (see Outbound/Outbox.ts). */
+const change = (row: typeof OwnedSession.Type, type = eventOf(row.status)): Array<SessionChange> => {
+  const { org_id, ...session } = row
+  return type === undefined ? [] : [{ type, orgId: org_id, session }]
+}
 
 const NewSession = Schema.Struct({
   id: Schema.String,
@@ -81,10 +97,13 @@ type Metadata = Readonly<Record<string, unknown>>
 
 const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  // session changes and their webhook events are written in one transaction
+  const outbox = yield* makeSqlOutbox
+  const inTransaction = transaction(sql)
 
-  const insert = SqlSchema.single({
+  const insertRow = SqlSchema.single({
     Request: NewSession,
-    Result: SessionFromRow,
+    Result: OwnedSession,
     execute: (row) =>
       sql`INSERT INTO sessions ${sql.insert({ ...row, status: "active", updated_at: row.created_at })} RETURNING *`,
   })
@@ -117,9 +136,9 @@ const make = Effect.gen(function* () {
   })
 
   /** Records the extraction outcome, if this claim still owns the row. */
-  const finish = SqlSchema.findOne({
+  const finishRow = SqlSchema.findOne({
     Request: Finish,
-    Result: SessionFromRow,
+    Result: OwnedSession,
     execute: (f) => sql`
       UPDATE sessions SET status = ${f.status}, results = ${f.results}::jsonb,
         extraction_warnings = ${f.warnings}::jsonb, error_log = error_log || ${f.errors}::jsonb,
@@ -131,15 +150,35 @@ const make = Effect.gen(function* () {
       RETURNING *`,
   })
 
-  /** Active sessions past their grace period become `expired`; returns their ids. */
-  const expireDue = SqlSchema.findAll({
+  /** Active sessions past their grace period become `expired`. */
+  const expireRows = SqlSchema.findAll({
     Request: Schema.Int,
-    Result: SessionFromRow.pick("session_id"),
+    Result: OwnedSession,
     execute: (graceSeconds) => sql`
       UPDATE sessions SET status = 'expired', updated_at = clock_timestamp()
       WHERE status = 'active' AND expires_at + make_interval(secs => ${graceSeconds}) < now()
-      RETURNING id`,
+      RETURNING *`,
   })
+
+  /** The new session, its `voice_session.started` event in the same transaction. */
+  const insert = (row: typeof NewSession.Type) =>
+    inTransaction(
+      Effect.tap(insertRow(row), (owned) => outbox.record(change(owned, "voice_session.started"))),
+    ).pipe(Effect.map(({ org_id: _, ...session }) => session))
+
+  /** The outcome, its `voice_session.completed` / `.failed` event in the same transaction. */
+  const finish = (f: typeof Finish.Type) =>
+    inTransaction(
+      Effect.tap(finishRow(f), (row) =>
+        Option.isSome(row) ? outbox.record(change(row.value)) : Effect.void,
+      ),
+    ).pipe(Effect.map(Option.map(({ org_id: _, ...session }) => session)))
+
+  /** Expires overdue sessions, each with its `voice_session.expired` event; returns their ids. */
+  const expireDue = (graceSeconds: number) =>
+    inTransaction(
+      Effect.tap(expireRows(graceSeconds), (rows) => outbox.record(rows.flatMap((row) => change(row)))),
+    ).pipe(Effect.map((rows) => rows.map((row) => row.session_id)))
 
   /** Takes over one session whose completing instance stopped renewing (died mid-extraction). */
   const reclaimStale = SqlSchema.findOne({
@@ -216,8 +255,7 @@ const make = Effect.gen(function* () {
     claim,
     renewLease,
     finish,
-    expireDue: (graceSeconds: number) =>
-      Effect.map(expireDue(graceSeconds), (rows) => rows.map((row) => row.session_id)),
+    expireDue,
     reclaimStale,
     pruneEvents,
     recordEvent,
@@ -238,6 +276,9 @@ const makeInMemory = Effect.gen(function* () {
     row.id === k.id && row.status === "completing" && claimedAt(row) === k.claimed_at.getTime()
   // what the row lock and the transaction do for recordEvent in the database
   const transaction = yield* Effect.makeSemaphore(1)
+  const outbox = yield* makeInMemoryOutbox
+  const decodeOwned = Schema.decode(OwnedSession)
+  const withoutOrg = ({ org_id: _, ...session }: typeof OwnedSession.Type) => session
 
   return repository(
     {
@@ -257,7 +298,11 @@ const makeInMemory = Effect.gen(function* () {
             updated_at: s.created_at,
             completed_at: null,
           }))
-          .pipe(Effect.flatMap(decode)),
+          .pipe(
+            Effect.flatMap(decodeOwned),
+            Effect.tap((row) => outbox.record(change(row, "voice_session.started"))),
+            Effect.map(withoutOrg),
+          ),
       find: (key: OrgKey) => Effect.flatMap(sessions.find(owned(key)), decodeSome),
       list: listInMemory(sessions.rows, decode),
       existing: (ids: ReadonlyArray<string>) =>
@@ -302,7 +347,11 @@ const makeInMemory = Effect.gen(function* () {
               updated_at: at,
             }),
           )
-          .pipe(Effect.flatMap(decodeSome)),
+          .pipe(
+            Effect.flatMap(decodeFound(OwnedSession)),
+            Effect.tap((row) => (Option.isSome(row) ? outbox.record(change(row.value)) : Effect.void)),
+            Effect.map(Option.map(withoutOrg)),
+          ),
       expireDue: (graceSeconds: number) =>
         sessions
           .updateAll(
@@ -310,7 +359,11 @@ const makeInMemory = Effect.gen(function* () {
               row.status === "active" && row.expires_at.getTime() + graceSeconds * 1000 < at.getTime(),
             (row, at) => ({ ...row, status: "expired", updated_at: at }),
           )
-          .pipe(Effect.flatMap((rows) => Effect.forEach(rows, (row) => Schema.decode(SessionId)(row.id)))),
+          .pipe(
+            Effect.flatMap((rows) => Effect.forEach(rows, (row) => decodeOwned(row))),
+            Effect.tap((rows) => outbox.record(rows.flatMap((row) => change(row)))),
+            Effect.map((rows) => rows.map((row) => row.session_id)),
+          ),
       reclaimStale: (leaseSeconds: number) =>
         Effect.gen(function* () {
           const stale = (row: SessionRow, at: Date) =>
