@@ -3,8 +3,8 @@
  * memory behind their Test layers. (Their row schemas are built from Domain/Columns.ts; their failures
  * are mapped by `repository` in Domain/Errors.ts.)
  */
-import { type SqlClient, SqlSchema } from "@effect/sql"
-import { Clock, Context, Effect, Layer, Option, Schema, SynchronizedRef } from "effect"
+import { type SqlClient, type SqlError, SqlSchema } from "@effect/sql"
+import { Clock, Context, Effect, Layer, Option, Predicate, Schema, SynchronizedRef } from "effect"
 
 /**
  * A repository's service tag: its `Live` layer over the database (built by `live`), and its `Test`
@@ -99,3 +99,22 @@ export const decodeFound =
   <A, I>(schema: Schema.Schema<A, I>) =>
   (row: Option.Option<I>) =>
     Effect.transposeOption(Option.map(row, Schema.decode(schema)))
+
+/**
+ * `sql.withTransaction`, except that a COMMIT or ROLLBACK that fails (the connection was lost) is a
+ * SqlError like any other statement's, which `repository` maps to 503 and callers retry; the client
+ * turns it into a defect. A lost COMMIT may have committed: callers' statements are written so that
+ * a retry finds the change made (a finish then finds its claim gone and reads the outcome).
+ */
+export const transaction =
+  (sql: SqlClient.SqlClient) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    sql
+      .withTransaction(self)
+      .pipe(
+        Effect.catchAllDefect((defect) =>
+          Predicate.isTagged(defect, "SqlError")
+            ? Effect.fail(defect as SqlError.SqlError)
+            : Effect.die(defect),
+        ),
+      )

@@ -7,6 +7,7 @@
 import { SqlClient, SqlError } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
 import { orUnavailable, type ServiceUnavailable } from "./Domain/Errors.ts"
+import { transaction } from "./Repository.ts"
 
 export interface TransactionService {
   readonly atomically: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | ServiceUnavailable, R>
@@ -19,7 +20,7 @@ export class Transaction extends Context.Tag("Parley/Transaction")<Transaction, 
       // BEGIN and COMMIT fail as statements do: an outage is a 503 (the repositories map their own).
       atomically: (self) =>
         Effect.catchIf(
-          sql.withTransaction(self),
+          transaction(sql)(self),
           (e): e is SqlError.SqlError => e instanceof SqlError.SqlError,
           (e) => orUnavailable(Effect.fail(e)),
         ),

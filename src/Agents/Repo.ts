@@ -6,7 +6,15 @@ import { fromId, Jsonb, UnixFromDate } from "../Domain/Columns.ts"
 import { repository } from "../Domain/Errors.ts"
 import { JsonRecord } from "../Domain/Fields.ts"
 import { AgentId } from "../Domain/Ids.ts"
-import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
+import {
+  decodeFound,
+  findOwned,
+  makeTable,
+  OrgKey,
+  owned,
+  RepositoryTag,
+  transaction,
+} from "../Repository.ts"
 
 /** Everything stored of an agent but its ids and timestamps: its settings and compiled instruction. */
 export const AgentConfig = Schema.Struct({
@@ -98,7 +106,7 @@ const make = Effect.gen(function* () {
 
   /** Read-modify-write under a row lock, so concurrent PATCHes never lose each other's fields. */
   const update = (key: OrgKey, change: (agent: Agent) => AgentConfig) =>
-    sql.withTransaction(
+    transaction(sql)(
       Effect.flatMap(
         lock(key),
         Option.match({

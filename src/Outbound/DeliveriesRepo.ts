@@ -7,7 +7,8 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { repository } from "../Domain/Errors.ts"
-import { OUTBOUND_CHANNEL, transaction } from "./Outbox.ts"
+import { transaction } from "../Repository.ts"
+import { OUTBOUND_CHANNEL } from "./Outbox.ts"
 
 /** A claimed attempt: what to send where, signed with which secrets. */
 export const Claimed = Schema.Struct({

@@ -10,8 +10,16 @@ import {
   EndpointId,
   WebhookEndpoint,
 } from "../Domain/WebhookEndpoint.ts"
-import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
-import { OUTBOUND_CHANNEL, transaction } from "./Outbox.ts"
+import {
+  decodeFound,
+  findOwned,
+  makeTable,
+  OrgKey,
+  owned,
+  RepositoryTag,
+  transaction,
+} from "../Repository.ts"
+import { OUTBOUND_CHANNEL } from "./Outbox.ts"
 
 /** A `webhook_endpoints` row as the API's endpoint (the secrets stay in the database). */
 export const EndpointFromRow = Schema.Struct({

@@ -4,31 +4,12 @@
  * event exists exactly when its change does, whatever happens to the process afterwards. The
  * dispatcher (Dispatcher.ts) delivers them; a NOTIFY sent with the commit wakes it on every instance.
  */
-import { SqlClient, type SqlError, SqlSchema } from "@effect/sql"
-import { Clock, Effect, Predicate, Schema } from "effect"
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Clock, Effect, Schema } from "effect"
 import { randomBase62 } from "../Domain/RequestId.ts"
 import { Session } from "../Domain/Session.ts"
 import type { EventType } from "../Domain/WebhookEndpoint.ts"
 import { makeTable } from "../Repository.ts"
-
-/**
- * `sql.withTransaction`, except that a COMMIT or ROLLBACK that fails (the connection was lost) is a
- * SqlError like any other statement's, which `repository` maps to 503 and callers retry; the client
- * turns it into a defect. A lost COMMIT may have committed: callers' statements are written so that
- * a retry finds the change made (a finish then finds its claim gone and reads the outcome).
- */
-export const transaction =
-  (sql: SqlClient.SqlClient) =>
-  <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    sql
-      .withTransaction(self)
-      .pipe(
-        Effect.catchAllDefect((defect) =>
-          Predicate.isTagged(defect, "SqlError")
-            ? Effect.fail(defect as SqlError.SqlError)
-            : Effect.die(defect),
-        ),
-      )
 
 /** Sent (with the commit) when deliveries were added or became due: the dispatchers look for work. */
 export const OUTBOUND_CHANNEL = "parley_outbound"

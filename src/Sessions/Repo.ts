@@ -5,14 +5,16 @@ import { repository } from "../Domain/Errors.ts"
 import { JsonRecord } from "../Domain/Fields.ts"
 import { OrgId, SessionId } from "../Domain/Ids.ts"
 import { ErrorLogEntry, Session, TranscriptEntry } from "../Domain/Session.ts"
+import { eventOf, makeInMemoryOutbox, makeSqlOutbox, type SessionChange } from "../Outbound/Outbox.ts"
 import {
-  eventOf,
-  makeInMemoryOutbox,
-  makeSqlOutbox,
-  type SessionChange,
+  decodeFound,
+  findOwned,
+  makeTable,
+  OrgKey,
+  owned,
+  RepositoryTag,
   transaction,
-} from "../Outbound/Outbox.ts"
-import { decodeFound, findOwned, makeTable, OrgKey, owned, RepositoryTag } from "../Repository.ts"
+} from "../Repository.ts"
 import { listInDatabase, listInMemory } from "./ListQuery.ts"
 
 /** A `sessions` row as the API's Session. */
@@ -221,7 +223,7 @@ const make = Effect.gen(function* () {
 
   /** Webhook bookkeeping, deduplicated by event id, in one transaction. */
   const recordEvent = (event: WebhookEvent, sessionId: string, patch: (metadata: Metadata) => Metadata) =>
-    sql.withTransaction(
+    inTransaction(
       Effect.gen(function* () {
         const row = yield* lockMetadata(sessionId)
         if (Option.isNone(row)) return "unknown_session" as const
