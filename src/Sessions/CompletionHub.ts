@@ -1,19 +1,7 @@
 import { PgClient } from "@effect/sql-pg"
-import {
-  Context,
-  Data,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  FiberSet,
-  Layer,
-  Redacted,
-  Ref,
-  Schedule,
-} from "effect"
-import pg from "pg"
+import { Context, Effect, Fiber, FiberSet, Layer, Ref, Schedule } from "effect"
 import { CACHE_CHANNEL, Caches } from "../Cache.ts"
+import { listenOn } from "../Sql/Listen.ts"
 
 const CHANNEL = "parley_session_done"
 
@@ -277,9 +265,12 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
       yield* Effect.addFinalizer(() => local.close)
       // The LISTEN callback re-enters Effect on this layer's runtime (its logger), in this layer's scope.
       const runFork = yield* FiberSet.makeRuntime()
-      const onNotification = (channel: string, payload: string) =>
-        channel === CACHE_CHANNEL ? caches.invalidate(payload) : runFork(local.wake(payload))
-      yield* listen(pg.config, onNotification).pipe(
+      const onNotification = (channel: string, payload: string) => {
+        if (payload === "") return
+        if (channel === CACHE_CHANNEL) caches.invalidate(payload)
+        else runFork(local.wake(payload))
+      }
+      yield* listenOn(pg.config, "parley-listener", [CHANNEL, CACHE_CHANNEL], onNotification).pipe(
         Effect.tap(() =>
           Effect.zipRight(
             Ref.set(listening, true),
@@ -305,58 +296,3 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     }),
   ).pipe(Layer.provide(Caches.Live))
 }
-
-class ListenerLost extends Data.TaggedError("ListenerLost")<{ readonly cause: unknown }> {}
-
-/** How often the idle LISTEN connection proves it is alive (a silently dropped one sends no event). */
-const HEARTBEAT = "30 seconds"
-
-/**
- * Holds a connection that has run LISTEN for the scope and returns an effect that fails when that
- * connection is lost (unlike `PgClient.listen`, whose stream never ends when its connection dies):
- * on an error or end event, or when a heartbeat query does not answer in time.
- */
-const listen = (config: PgClient.PgClientConfig, onPayload: (channel: string, payload: string) => void) =>
-  Effect.gen(function* () {
-    const lost = yield* Deferred.make<never, ListenerLost>()
-    const client = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const client = new pg.Client({
-            connectionString: config.url ? Redacted.value(config.url) : undefined,
-            connectionTimeoutMillis: 5000,
-            keepAlive: true,
-            application_name: "parley-listener",
-          })
-          client.on("error", (cause) => Deferred.unsafeDone(lost, Exit.fail(new ListenerLost({ cause }))))
-          client.on("end", () =>
-            Deferred.unsafeDone(lost, Exit.fail(new ListenerLost({ cause: "connection ended" }))),
-          )
-          client.on("notification", (message) => {
-            if (message.payload) onPayload(message.channel, message.payload)
-          })
-          try {
-            await client.connect()
-            await client.query(`LISTEN ${CHANNEL}; LISTEN ${CACHE_CHANNEL}`)
-            return client
-          } catch (cause) {
-            await client.end().catch(() => undefined)
-            throw cause
-          }
-        },
-        catch: (cause) => new ListenerLost({ cause }),
-      }),
-      (client) =>
-        Effect.promise(() => client.end().catch(() => undefined)).pipe(
-          Effect.interruptible, // finalizers are uninterruptible: let the timeout fire
-          Effect.timeoutOption(1000),
-        ),
-    )
-    yield* Effect.tryPromise(() => client.query("SELECT 1")).pipe(
-      Effect.timeout("5 seconds"),
-      Effect.repeat(Schedule.spaced(HEARTBEAT)),
-      Effect.catchAll((cause) => Deferred.fail(lost, new ListenerLost({ cause }))),
-      Effect.forkScoped,
-    )
-    return Deferred.await(lost)
-  })
