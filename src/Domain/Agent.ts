@@ -8,6 +8,7 @@ import {
   JsonRecord,
   maxKeys,
   Num,
+  nonEmptyPatch,
   OneOf,
   object,
   optional,
@@ -186,10 +187,7 @@ export const UpdateAgent = Schema.Struct({
   is_active: optional(Bool),
 })
   .annotations({ ...strict, ...object })
-  .pipe(
-    Schema.filter((patch) => (Object.keys(patch).length > 0 ? undefined : "must set at least one field")),
-    Schema.annotations({ identifier: "UpdateVoiceAgent" }),
-  )
+  .pipe(nonEmptyPatch("UpdateVoiceAgent"))
 export type UpdateAgent = typeof UpdateAgent.Type
 
 /** The full stored agent, as GET returns it. */

@@ -20,6 +20,14 @@ export const ListOf = <S extends Schema.Schema.Any>(item: S) =>
     total_count: Schema.Int,
   })
 
+/** `{object: "list", data, has_more}`: a cursor-paginated page (no total: counting many rows is slow). */
+export const PageOf = <S extends Schema.Schema.Any>(item: S) =>
+  Schema.Struct({
+    object: Schema.Literal("list"),
+    data: Schema.Array(item),
+    has_more: Schema.Boolean,
+  })
+
 export const nowSeconds = Effect.map(Clock.currentTimeMillis, (ms) => Math.floor(ms / 1000))
 
 /** Wrap `data` for the response to the request being served (`extra` = more top-level fields). */

@@ -139,6 +139,15 @@ export const JsonObject = (max: number) =>
     }),
   )
 
+/** A PATCH body: at least one field set (an empty one would change nothing and say nothing). */
+export const nonEmptyPatch =
+  (identifier: string) =>
+  <A extends object, I, R>(self: Schema.Schema<A, I, R>) =>
+    self.pipe(
+      Schema.filter((patch) => (Object.keys(patch).length > 0 ? undefined : "must set at least one field")),
+      Schema.annotations({ identifier }),
+    )
+
 /** Unknown fields are rejected and every issue is reported. */
 export const strict = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
 

@@ -1,5 +1,6 @@
 /** `GET /sessions`: its query parameters and its cursor-paginated list. */
 import { ParseResult, Schema } from "effect"
+import { PageOf } from "./Envelope.ts"
 import { IntParam, OneOf, optional, preview, Str, strict } from "./Fields.ts"
 import { AgentId, SessionId } from "./Ids.ts"
 import { Session, SessionStatus } from "./Session.ts"
@@ -92,10 +93,6 @@ export const SessionListItem = Schema.Struct({
 }).annotations({ identifier: "VoiceSessionListItem" })
 export type SessionListItem = typeof SessionListItem.Type
 
-/** `{object: "list", data, has_more}`: a cursor-paginated page (no total: counting a million rows is slow). */
-export const SessionList = Schema.Struct({
-  object: Schema.Literal("list"),
-  data: Schema.Array(SessionListItem),
-  has_more: Schema.Boolean,
-}).annotations({ identifier: "VoiceSessionList" })
+/** A page of sessions, newest first. */
+export const SessionList = PageOf(SessionListItem).annotations({ identifier: "VoiceSessionList" })
 export type SessionList = typeof SessionList.Type

@@ -1,6 +1,7 @@
 /** Outbound webhooks: the endpoints an organization registers, the events sent to them, their deliveries. */
 import { Schema } from "effect"
-import { Bool, IntParam, OneOf, object, optional, Str, strict, Text } from "./Fields.ts"
+import { PageOf } from "./Envelope.ts"
+import { Bool, IntParam, nonEmptyPatch, OneOf, object, optional, Str, strict, Text } from "./Fields.ts"
 import { Session } from "./Session.ts"
 
 const Uuid = (message: string) =>
@@ -60,10 +61,7 @@ export const UpdateWebhookEndpoint = Schema.Struct({
   enabled: optional(Bool),
 })
   .annotations({ ...strict, ...object })
-  .pipe(
-    Schema.filter((patch) => (Object.keys(patch).length > 0 ? undefined : "must set at least one field")),
-    Schema.annotations({ identifier: "UpdateWebhookEndpoint" }),
-  )
+  .pipe(nonEmptyPatch("UpdateWebhookEndpoint"))
 export type UpdateWebhookEndpoint = typeof UpdateWebhookEndpoint.Type
 
 export const WebhookEndpoint = Schema.Struct({
@@ -123,11 +121,7 @@ export const Delivery = Schema.Struct({
 }).annotations({ identifier: "WebhookDelivery" })
 export type Delivery = typeof Delivery.Type
 
-export const DeliveryList = Schema.Struct({
-  object: Schema.Literal("list"),
-  data: Schema.Array(Delivery),
-  has_more: Schema.Boolean,
-})
+export const DeliveryList = PageOf(Delivery)
 
 export const DeliveryPage = Schema.Struct({
   limit: optional(IntParam(1, 100)),
