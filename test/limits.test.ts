@@ -74,6 +74,23 @@ describe("long-polls per key", () => {
     )
     expect((await otherPending).status).toBe(200)
   })
+  test("a long-poll whose client goes away gives its place under the cap back", async () => {
+    const { apiKey, sessionId } = await activeSession(s)
+    const wait = "?wait_for_completion=true&timeout_seconds=120"
+    const leaving = new AbortController()
+    const gone = getSession(s, apiKey, sessionId, wait, { signal: leaving.signal }).catch(() => "aborted")
+    const staying = getSession(s, apiKey, sessionId, wait)
+    await eventually(async () => (await open(apiKey)) === 2)
+    expectRateLimited(await getSession(s, apiKey, sessionId, wait))
+    leaving.abort()
+    expect(await gone).toBe("aborted")
+    await eventually(async () => (await open(apiKey)) === 1)
+    const next = getSession(s, apiKey, sessionId, wait)
+    await eventually(async () => (await open(apiKey)) === 2)
+    expect((await completeSession(s, apiKey, sessionId, { transcript: TRANSCRIPT })).status).toBe(200)
+    for (const reply of await Promise.all([staying, next])) expect(reply.body.status).toBe("completed")
+    expect(await open(apiKey)).toBe(0)
+  })
 })
 
 describe("request rate per key", () => {

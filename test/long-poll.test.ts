@@ -48,6 +48,21 @@ test("a waiter is woken by the complete and answers with the completed state", a
   expect(await waiters(s, sessionId)).toBe(0)
 })
 
+test("a waiter answered after its request fiber ended keeps its request id, in the header and the body", async () => {
+  const { apiKey, sessionId } = await activeSession(s)
+  const requestId = "long-poll-request-1"
+  const { reply: pending } = await waitOn(apiKey, sessionId, LONGEST, {
+    headers: { "x-request-id": requestId },
+  })
+  expect((await completeSession(s, apiKey, sessionId, { transcript: TRANSCRIPT })).status).toBe(200)
+  const reply = await pending
+  expect(reply.status).toBe(200)
+  expect(reply.headers.get("x-request-id")).toBe(requestId)
+  expect(reply.headers.get("content-type")).toStartWith("application/json")
+  expect(reply.body).toMatchObject({ id: requestId, object: "voice_session", status: "completed" })
+  expect(data(reply)).toMatchObject({ session_id: sessionId, status: "completed" })
+})
+
 test("a waiter on a session nobody completes answers after timeout_seconds with status active", async () => {
   const { apiKey, sessionId } = await activeSession(s)
   const reply = await getSession(s, apiKey, sessionId, WAIT(1))
