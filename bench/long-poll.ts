@@ -10,6 +10,8 @@
  * sockets in this process. Bounded: at most 10,000 connections, every wait ends within 120 s.
  * Run: bun bench/long-poll.ts (part of npm run bench)
  */
+
+import { heapStats } from "bun:jsc"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpServer } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
 import { Effect, Layer, ManagedRuntime } from "effect"
@@ -26,6 +28,8 @@ const rss = async () => {
   const status = await Bun.file("/proc/self/status").text()
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) * 1024
 }
+/** JavaScript heap in use (after a full collection: what the pending requests keep alive). */
+const heap = () => heapStats().heapSize
 
 /** A child answers one JSON line per command line read on stdin. */
 const serveCommands = async (handle: (command: string) => Promise<unknown>) => {
@@ -58,7 +62,7 @@ const serveMinimal = async () => {
   console.log(JSON.stringify({ url: `http://127.0.0.1:${address.port}`, path: "/wait" }))
   await serveCommands(async (command) => {
     if (command === "gc") Bun.gc(true)
-    return { rss: await rss(), waiting: counter.pending }
+    return { rss: await rss(), heap: heap(), waiting: counter.pending }
   })
 }
 
@@ -114,7 +118,13 @@ const serveParley = async () => {
     )
   await serveCommands(async (command) => {
     if (command === "gc") Bun.gc(true)
-    return { rss: await rss(), waiting: await waiting(), queries: queries.all, hot: queries.hot }
+    return {
+      rss: await rss(),
+      heap: heap(),
+      waiting: await waiting(),
+      queries: queries.all,
+      hot: queries.hot,
+    }
   })
 }
 
@@ -122,7 +132,9 @@ const serveParley = async () => {
 
 interface Child {
   readonly info: Record<string, unknown>
-  readonly ask: (command: string) => Promise<{ rss: number; waiting: number; queries: number; hot: number }>
+  readonly ask: (
+    command: string,
+  ) => Promise<{ rss: number; heap: number; waiting: number; queries: number; hot: number }>
   readonly stop: () => void
 }
 
@@ -254,6 +266,7 @@ const memory = async (role: "parley" | "minimal", n: number) => {
   child.stop()
   return {
     perWaiter: (after.rss - before.rss) / n,
+    heapPerWaiter: (after.heap - before.heap) / n,
     queriesWhileWaiting: role === "parley" ? after.queries - waiting.queries : 0,
     early,
   }
@@ -336,6 +349,8 @@ const main = async () => {
     console.log(
       `  ${n} waiters: minimal HttpApi ${kib(minimal.perWaiter)} KiB, Parley ${kib(parley.perWaiter)} KiB` +
         ` → ratio ${(parley.perWaiter / minimal.perWaiter).toFixed(2)} (target ≤ 1.0);` +
+        ` heap ${kib(minimal.heapPerWaiter)} KiB vs ${kib(parley.heapPerWaiter)} KiB` +
+        ` (${(parley.heapPerWaiter / minimal.heapPerWaiter).toFixed(2)});` +
         ` queries while waiting ${parley.queriesWhileWaiting} (all, the sweeper's included; target 0); answered early ${parley.early}`,
     )
   }

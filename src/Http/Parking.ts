@@ -69,6 +69,8 @@ export const parkingFor = (
     cancel: () => {},
     release: () => {},
     runFork: undefined as ReturnType<typeof Runtime.runFork<never>> | undefined,
+    /** An answer that came while `park` was still setting up (the fiber may yield in between). */
+    early: undefined as Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined,
   }
   const end = () => {
     if (state.over) return false
@@ -85,7 +87,7 @@ export const parkingFor = (
   const send = (response: Response) => {
     if (end()) resolve(response)
   }
-  return Option.some({
+  const parking: Parking = {
     park: (cancel) =>
       Effect.flatMap(Effect.runtime<never>(), (runtime) => {
         // answers are made on the request's runtime: its logger, its id
@@ -101,10 +103,15 @@ export const parkingFor = (
         })
         signal.addEventListener("abort", onAbort, { once: true })
         if (signal.aborted) onAbort()
+        if (state.early !== undefined) parking.reply(state.early)
         return Effect.die(new Parked())
       }),
     reply: (response) => {
-      if (state.over || state.runFork === undefined) return
+      if (state.over) return
+      if (state.runFork === undefined) {
+        state.early = response
+        return
+      }
       state
         .runFork(
           response.pipe(
@@ -131,7 +138,8 @@ export const parkingFor = (
       else f()
     },
     parked: () => state.parked,
-  })
+  }
+  return Option.some(parking)
 }
 
 /** An API error as its response: the one envelope, with its status. */
