@@ -270,7 +270,13 @@ export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default<never, L
               requestId,
               lifecycle.hold,
               () => cutOffResponse(requestId),
-              (status) => requestLine(request, requestId, started, status),
+              // its line is written when it is answered (its fields built only if the level allows)
+              (status) =>
+                Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
+                  LogLevel.lessThan(LogLevel.Info, level)
+                    ? Effect.void
+                    : requestLine(request, requestId, started, status),
+                ),
             )
           : Option.none()
       return lifecycle.inFlight(

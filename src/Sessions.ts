@@ -282,7 +282,7 @@ const make = Effect.gen(function* () {
         const waiter = yield* hub.register(id)
         const first = yield* Effect.exit(restore(firstRead(waiter.registeredIn, orgId, id)))
         if (Exit.isFailure(first) || TERMINAL.has(first.value.status)) {
-          yield* waiter.release
+          waiter.release()
           return yield* Effect.map(first, (row): Watched<Session> => ({ _tag: "Done", row }))
         }
         const state = { done: false, stopListening: () => {} }
@@ -290,7 +290,7 @@ const make = Effect.gen(function* () {
           if (state.done) return false
           state.done = true
           state.stopListening()
-          Effect.runSync(waiter.release)
+          waiter.release()
           return true
         }
         const finish: Answer = (exit) => {

@@ -46,4 +46,17 @@ export const envelope = <O extends string, D, S extends string = "completed", X 
     data,
   }))
 
+/**
+ * The same envelope as JSON text, around `dataJson` (data already encoded): for answers sent outside
+ * the HttpApi (a parked long-poll's), where many requests share one encoded row.
+ */
+export const envelopeJson = (
+  object: string,
+  status: string,
+  requestId: string,
+  createdAt: number,
+  dataJson: string,
+) =>
+  `${JSON.stringify({ id: requestId, object, status, created_at: createdAt }).slice(0, -1)},"data":${dataJson}}`
+
 export const toUnix = (date: Date): number => Math.floor(date.getTime() / 1000)

@@ -1,5 +1,5 @@
 import { type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, Exit, FiberRef, Option, Runtime, Schema } from "effect"
+import { Cause, Effect, Exit, FiberRef, FiberRefs, LogLevel, Option, Runtime, Schema } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import {
   type ApiErrorClass,
@@ -23,8 +23,12 @@ export interface Parking {
    * goes away first.
    */
   readonly park: (cancel: () => void) => Effect.Effect<never>
-  /** Answers the parked request with `response` (made with the request's fiber refs: its id). */
-  readonly reply: (response: Effect.Effect<HttpServerResponse.HttpServerResponse>) => void
+  /**
+   * Answers the parked request with `response`: made as is, or by an effect run with the request's
+   * fiber refs (its id). Either way it gets the `X-Request-Id` header.
+   */
+  readonly reply: (response: Response | Effect.Effect<HttpServerResponse.HttpServerResponse>) => void
+  readonly requestId: string
   /** Runs `f` when the request is answered or gone: at once unless it is parked and waiting. */
   readonly finally: (f: () => void) => void
   /** Whether the request fiber handed its answer over (its own response is not sent, nor logged). */
@@ -70,7 +74,8 @@ export const parkingFor = (
     release: () => {},
     runFork: undefined as ReturnType<typeof Runtime.runFork<never>> | undefined,
     /** An answer that came while `park` was still setting up (the fiber may yield in between). */
-    early: undefined as Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined,
+    early: undefined as Response | Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined,
+    logs: false,
   }
   const end = () => {
     if (state.over) return false
@@ -92,6 +97,10 @@ export const parkingFor = (
       Effect.flatMap(Effect.runtime<never>(), (runtime) => {
         // answers are made on the request's runtime: its logger, its id
         state.runFork = Runtime.runFork(runtime)
+        state.logs = !LogLevel.lessThan(
+          LogLevel.Info,
+          FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel),
+        )
         state.parked = true
         state.cancel = cancel
         // the fiber's own response, made when it ends, goes nowhere
@@ -106,11 +115,18 @@ export const parkingFor = (
         if (state.early !== undefined) parking.reply(state.early)
         return Effect.die(new Parked())
       }),
+    requestId,
     reply: (response) => {
       if (state.over) return
       if (state.runFork === undefined) {
         state.early = response
         return
+      }
+      if (response instanceof Response) {
+        // the common case, many at once when a session changes: no fiber, no log record unless logged
+        response.headers.set("x-request-id", requestId)
+        if (state.logs) state.runFork(answered(response.status))
+        return send(response)
       }
       state
         .runFork(
@@ -157,7 +173,7 @@ export const errorResponse = (error: ApiErrorInstance) => {
 export const waitParked = <A, E extends ApiErrorInstance>(
   watch: (answer: (exit: Exit.Exit<A, E>) => void) => Effect.Effect<Watched<A>, E>,
   onFiber: Effect.Effect<A, E>,
-  toResponse: (value: A) => Effect.Effect<HttpServerResponse.HttpServerResponse>,
+  toResponse: (value: A, requestId: string) => Response,
 ): Effect.Effect<A, E> =>
   Effect.flatMap(FiberRef.get(CurrentParking), (current) => {
     if (Option.isNone(current)) return onFiber
@@ -168,7 +184,8 @@ export const waitParked = <A, E extends ApiErrorInstance>(
       else
         parking.reply(
           Exit.match(exit, {
-            onSuccess: toResponse,
+            onSuccess: (value): Response | Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+              toResponse(value, parking.requestId),
             onFailure: (cause) => {
               const failure = Cause.failureOption(cause)
               return Option.isSome(failure) && isApiError(failure.value)

@@ -22,8 +22,8 @@ import { ListSessionsParams, SessionList } from "../Domain/SessionList.ts"
 import { JsonBody } from "../Http/Body.ts"
 import { onSession } from "../Http/Resources.ts"
 
-/** What `GET /sessions/:id` answers (also when a long-poll's answer is sent on its own). */
-export const SessionEnvelope = Envelope("voice_session", Session)
+/** What `GET /sessions/:id` answers. */
+const SessionEnvelope = Envelope("voice_session", Session)
 
 const LIST_DESCRIPTION =
   "*(extension)* The organization's sessions, newest first (`created_at`, then `session_id`, both descending). " +

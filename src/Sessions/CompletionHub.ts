@@ -49,7 +49,8 @@ export interface Waiter {
    * `onWake` is called later, once, unless the returned cancel function is called first.
    */
   readonly listen: (deadline: number, onWake: (woken: Woken) => void) => Effect.Effect<Woken | (() => void)>
-  readonly release: Effect.Effect<void>
+  /** Ends its registration (a plain call: waiters are released from callbacks). Idempotent. */
+  readonly release: () => void
   /**
    * The round it was registered in. A read started in that same round may stand for its own first
    * read: a change after that read ends this round, which wakes the waiter (see `Sessions.watch`).
@@ -191,11 +192,11 @@ const makeLocal = () => {
           }
           return Effect.as(arm(deadline), cancel)
         })
-      const release = Effect.sync(() => {
+      const release = () => {
         if (released) return
         released = true
         leave(sessionId, entry)
-      })
+      }
       return { listen, release, registeredIn: entry.round }
     })
 
@@ -284,13 +285,15 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
         Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
         Effect.forkScoped,
       )
+      // Other instances first, then this one's waiters: the publisher goes on (and answers its own
+      // request) while its woken waiters' shared read is in flight, not after their answers.
       const publish = (sessionId: string) =>
         Effect.zipRight(
-          local.wake(sessionId),
           // PgClient.notify is broken in @effect/sql-pg 0.53.0; pg_notify through a query works.
           pg`SELECT pg_notify(${CHANNEL}, ${sessionId})`.pipe(
             Effect.catchAll((e) => Effect.logWarning("could not notify other instances", e)),
           ),
+          local.wake(sessionId),
         )
       return { ...local, publish, listening: Ref.get(listening) }
     }),

@@ -1,14 +1,33 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Schema } from "effect"
 import { Api } from "../Api.ts"
 import { CurrentOrg } from "../Auth/Middleware.ts"
-import { envelope } from "../Domain/Envelope.ts"
-import type { Session } from "../Domain/Session.ts"
+import { envelope, envelopeJson } from "../Domain/Envelope.ts"
+import { Session } from "../Domain/Session.ts"
 import { waitParked } from "../Http/Parking.ts"
 import { DEFAULT_WAIT_SECONDS, Sessions } from "../Sessions.ts"
-import { SessionEnvelope } from "./Api.ts"
 
-const sessionEnvelope = (data: typeof Session.Type) => envelope("voice_session", data, data.status)
+const sessionEnvelope = (data: Session) => envelope("voice_session", data, data.status)
+
+/** A row's data as JSON, encoded once however many woken waiters answer with it (they share the row). */
+const encoded = new WeakMap<Session, string>()
+const encodeSession = Schema.encodeSync(Session)
+const dataJson = (data: Session) => {
+  const known = encoded.get(data)
+  if (known !== undefined) return known
+  const json = JSON.stringify(encodeSession(data))
+  encoded.set(data, json)
+  return json
+}
+
+/** The answer of a long-poll sent after its fiber ended: what `get` answers, with the row's JSON shared. */
+const parkedAnswer = (data: Session, requestId: string) =>
+  new Response(
+    envelopeJson("voice_session", data.status, requestId, Math.floor(Date.now() / 1000), dataJson(data)),
+    {
+      headers: { "content-type": "application/json" },
+    },
+  )
 
 export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
   Effect.gen(function* () {
@@ -34,12 +53,7 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
             return waitParked(
               (answer) => sessions.watch(orgId, path.id, timeout, answer),
               sessions.read(orgId, path.id, true, timeout),
-              (data) =>
-                sessionEnvelope(data).pipe(
-                  Effect.flatMap(Schema.encode(SessionEnvelope)),
-                  Effect.flatMap((body) => HttpServerResponse.json(body)),
-                  Effect.orDie,
-                ),
+              parkedAnswer,
             )
           }),
           Effect.flatMap(sessionEnvelope),

@@ -29,7 +29,7 @@ export const until = <E, R>(check: Effect.Effect<boolean, E, R>): Effect.Effect<
  */
 export const wakeOf = (hub: CompletionHubService, sessionId: string) =>
   Effect.gen(function* () {
-    const waiter = yield* Effect.acquireRelease(hub.register(sessionId), (w) => w.release)
+    const waiter = yield* Effect.acquireRelease(hub.register(sessionId), (w) => Effect.sync(w.release))
     const now = yield* Clock.currentTimeMillis
     const woken = yield* Deferred.make<Woken>()
     const listening = yield* waiter.listen(now + 3_600_000, (w) =>
