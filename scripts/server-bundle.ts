@@ -14,15 +14,14 @@ const newestSource = (dir: string): number =>
   Math.max(
     0,
     ...readdirSync(dir, { withFileTypes: true }).map((entry) =>
-      entry.isDirectory()
-        ? newestSource(join(dir, entry.name))
-        : statSync(join(dir, entry.name)).mtimeMs,
+      entry.isDirectory() ? newestSource(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs,
     ),
   )
 
 const stale = () =>
   !existsSync(bundle) ||
-  statSync(bundle).mtimeMs < Math.max(newestSource(join(root, "src")), statSync(join(root, "package-lock.json")).mtimeMs)
+  statSync(bundle).mtimeMs <
+    Math.max(newestSource(join(root, "src")), statSync(join(root, "package-lock.json")).mtimeMs)
 
 if (process.argv.includes("--always") || stale()) {
   const built = await Bun.build({
