@@ -49,6 +49,8 @@ export const run = <A, E>(call: Effect.Effect<A, E>): Promise<A> =>
 /** The error classes failures are decoded into (for `instanceof`, or `_tag` with `Effect.catchTag`). */
 export {
   ApiKeyNotFound,
+  IdempotencyKeyInUse,
+  IdempotencyKeyReused,
   InternalError,
   InvalidApiKey,
   InvalidAuthorizationScheme,
@@ -73,6 +75,9 @@ export {
   VoiceSessionNotActive,
   VoiceSessionNotFound,
   VoiceSessionTtlTooShort,
+  WebhookDeliveryNotFound,
+  WebhookEndpointNotFound,
+  WebhookUrlNotAllowed,
   WebhookVerificationFailed,
 } from "./Domain/Errors.ts"
 export type { Session } from "./Domain/Session.ts"

@@ -9,6 +9,7 @@ import { makeClient, run, VoiceSessionNotFound } from "parley/client"
 import type { SessionId } from "../src/Domain/Ids.ts"
 import { ADMIN_TOKEN, failure, startServer, type TestServer } from "./support/server.ts"
 import { UNKNOWN_ID } from "./support/sessions.ts"
+import { eventually } from "./support/wait.ts"
 
 const ROOT = join(import.meta.dir, "..")
 let s: TestServer
@@ -75,6 +76,47 @@ describe("parley/client", () => {
     expect(refused._tag).toBe("WebhookVerificationFailed")
 
     expect((await run(admin.admin.revokeKey({ path: { key_id: key.data.key_id } }))).data.revoked).toBeTrue()
+  })
+
+  test("the webhook endpoint routes, typed and decoded", async () => {
+    const { apiKey } = await s.newTenant()
+    const parley = makeClient({ baseUrl: s.baseUrl, apiKey })
+    // a name that does not resolve here is accepted when saved; its attempts are refused and recorded
+    const url = "https://hooks.example.invalid/parley"
+    const created = await run(
+      parley.webhookEndpoints.create({ payload: { url, enabled_events: ["voice_session.started"] } }),
+    )
+    const id = created.data.endpoint_id
+    expect(created.data.secret).toStartWith("whsec_")
+    expect((await run(parley.webhookEndpoints.list())).data.data.map((e) => e.endpoint_id)).toEqual([id])
+    expect((await run(parley.webhookEndpoints.get({ path: { id } }))).data.url).toBe(url)
+    const updated = await run(
+      parley.webhookEndpoints.update({ path: { id }, payload: { description: "CRM" } }),
+    )
+    expect(updated.data.description).toBe("CRM")
+    const rotated = await run(parley.webhookEndpoints.rotateSecret({ path: { id } }))
+    expect(rotated.data.secret).not.toBe(created.data.secret)
+
+    const agent = await run(parley.agents.create({ payload: { name: "Hooked", instructions: "Ask." } }))
+    await run(
+      parley.sessions.start({ payload: { agent_id: agent.data.agent_id, participant: { identity: "u" } } }),
+    )
+    const deliveries = () => run(parley.webhookEndpoints.deliveries({ path: { id }, urlParams: {} }))
+    await eventually(async () => (await deliveries()).data.data[0]?.attempts.length === 1)
+    const [delivery] = (await deliveries()).data.data
+    expect(delivery.event_type).toBe("voice_session.started")
+    expect(delivery.attempts[0].error).toContain("does not resolve")
+    const redelivered = await run(
+      parley.webhookEndpoints.redeliver({ path: { id, delivery_id: delivery.delivery_id } }),
+    )
+    expect(redelivered.data.event_id).toBe(delivery.event_id)
+
+    expect((await run(parley.webhookEndpoints.delete({ path: { id } }))).data).toMatchObject({
+      endpoint_id: id,
+    })
+    expect((await failure(parley.webhookEndpoints.get({ path: { id } })))._tag).toBe(
+      "WebhookEndpointNotFound",
+    )
   })
 
   test("run rejects with the decoded error itself; the Effect fails with it", async () => {

@@ -46,6 +46,10 @@ describe("addresses", () => {
       "::ffff:7f00:1",
       "::ffff:10.0.0.1",
       "64:ff9b::a9fe:a9fe",
+      "2002:7f00:1::1",
+      "2002:a9fe:a9fe::",
+      "2001:0:4136:e378::1",
+      "100::1",
       "not-an-address",
     ]
     const allowed = [
@@ -55,6 +59,8 @@ describe("addresses", () => {
       "93.184.215.14",
       "2606:4700::1111",
       "::ffff:8.8.8.8",
+      "2002:808:808::1",
+      "2001:4860:4860::8888",
     ]
     expect(refused.filter((a) => privateAddress(a) === undefined)).toEqual([])
     expect(allowed.filter((a) => privateAddress(a) !== undefined)).toEqual([])
@@ -65,6 +71,12 @@ describe("addresses", () => {
     expect(await Effect.runPromise(refusal("https://93.184.215.14/", false))).toBeUndefined()
     expect(await Effect.runPromise(refusal("https://[::1]:8443/", false))).toContain("::1")
     expect(await Effect.runPromise(refusal("http://127.0.0.1/", true))).toBeUndefined()
+  })
+
+  test("a name that does not resolve is accepted on save and refused for an attempt", async () => {
+    const url = "https://does-not-resolve.invalid/hook"
+    expect(await Effect.runPromise(refusal(url, false))).toBeUndefined()
+    expect(await Effect.runPromise(refusal(url, false, "refuse"))).toContain("does not resolve")
   })
 })
 

@@ -62,7 +62,7 @@ const attempt = (c: Claimed, timeoutMs: number, allowPrivate: boolean) =>
     })
     const send = Effect.gen(function* () {
       // resolved again now: the name may point elsewhere since the endpoint was saved
-      const refused = yield* refusal(c.url, allowPrivate)
+      const refused = yield* refusal(c.url, allowPrivate, "refuse")
       if (refused !== undefined) return outcome(null, `refused: the URL ${refused}`)
       const secrets = c.previous_secret === null ? [c.secret] : [c.secret, c.previous_secret]
       const headers = signedHeaders(secrets, c.event_id, Math.floor(attemptedAt.getTime() / 1000), c.body)

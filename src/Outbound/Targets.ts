@@ -73,6 +73,10 @@ export const privateAddress = (address: string): string | undefined => {
   if ((g[0] & 0xffc0) === 0xfec0) return address // site-local (deprecated) fec0::/10
   if ((g[0] & 0xff00) === 0xff00) return address // multicast
   if (g[0] === 0x2001 && g[1] === 0x0db8) return address // documentation
+  // 6to4 (2002::/16) carries an IPv4 address in its second and third groups
+  if (g[0] === 0x2002) return privateAddress(v4FromGroups(g[1], g[2])) === undefined ? undefined : address
+  if (g[0] === 0x2001 && g[1] === 0) return address // Teredo 2001::/32: tunnels to any IPv4 address
+  if (g[0] === 0x0100 && g[1] === 0 && g[2] === 0 && g[3] === 0) return address // discard-only 100::/64
   return undefined
 }
 
@@ -92,16 +96,22 @@ const resolve = (host: string) =>
 
 /**
  * Why webhooks may not go to `raw`, or undefined. `allowPrivate` (WEBHOOK_ALLOW_PRIVATE) lifts both
- * rules, for local development and tests. A name that does not resolve (yet) is not refused here:
- * every attempt resolves it again.
+ * rules, for local development and tests. A name that does not resolve (yet) is accepted when an
+ * endpoint is saved (`unresolved: "accept"`), and refused for an attempt (the request would resolve
+ * it on its own, unchecked); every attempt resolves it again.
  */
-export const refusal = (raw: string, allowPrivate: boolean): Effect.Effect<string | undefined> =>
+export const refusal = (
+  raw: string,
+  allowPrivate: boolean,
+  unresolved: "accept" | "refuse" = "accept",
+): Effect.Effect<string | undefined> =>
   Effect.gen(function* () {
     if (allowPrivate) return undefined
     const url = new URL(raw)
     if (url.protocol !== "https:")
       return "must be an https URL (http is allowed only with WEBHOOK_ALLOW_PRIVATE=true)"
     const addresses = yield* resolve(hostOf(url))
+    if (addresses.length === 0 && unresolved === "refuse") return `${url.hostname} does not resolve`
     const blocked = addresses.map(privateAddress).find((a) => a !== undefined)
     return blocked === undefined
       ? undefined
