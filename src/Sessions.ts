@@ -19,7 +19,7 @@ import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
 import { callCapPlan } from "./Sessions/CallCap.ts"
-import { CompletionHub, type Round, type Woken } from "./Sessions/CompletionHub.ts"
+import { CompletionHub, each, type Round, type Woken } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
 import { listSessions } from "./Sessions/Listing.ts"
 import { type Outcome, SessionsRepo, type StoredSession } from "./Sessions/Repo.ts"
@@ -242,7 +242,7 @@ const make = Effect.gen(function* () {
     runFork(read).addObserver((exit) => {
       pending.exit = exit
       if (forget) reads.delete(key)
-      for (const callback of pending.callbacks.splice(0)) callback(exit)
+      for (const callback of pending.callbacks.splice(0)) each(() => callback(exit))
     })
   }
   /** Per ended round, per organization: the one re-read its woken waiters share (started after it ended). */
@@ -322,14 +322,19 @@ const make = Effect.gen(function* () {
         if (outcome.resume === undefined) outcome.exit = exit
         else outcome.resume(exit)
       }
-      return Effect.flatMap(watch(orgId, id, timeoutSeconds, answer), (watched) =>
-        watched._tag === "Done"
-          ? Effect.succeed(watched.row)
-          : Effect.async<Session, ReadError>((resume) => {
-              if (outcome.exit !== undefined) return resume(outcome.exit)
-              outcome.resume = resume
-              return Effect.sync(watched.cancel)
-            }),
+      // from the wait's start to its cancel being installed, an interruption must wait its turn
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(watch(orgId, id, timeoutSeconds, answer)), (watched) =>
+          watched._tag === "Done"
+            ? Effect.succeed(watched.row)
+            : restore(
+                Effect.async<Session, ReadError>((resume) => {
+                  if (outcome.exit !== undefined) return resume(outcome.exit)
+                  outcome.resume = resume
+                  return Effect.sync(watched.cancel)
+                }),
+              ).pipe(Effect.onInterrupt(() => Effect.sync(watched.cancel))),
+        ),
       )
     })
 

@@ -1,7 +1,7 @@
 /**
  * What `npm start` runs: the server bundle (rebuilt by scripts/start.ts when a source is newer), on an
- * embedded PostgreSQL of its own. It serves, and SIGTERM drains it as it drains the sources: a pending
- * long-poll gets the current state, the database outlives the drain, the exit is 0.
+ * embedded PostgreSQL of its own. It serves, and SIGTERM drains it as it drains the sources (what a
+ * drain answers is shutdown.test.ts's): the database outlives the drain, the exit is 0.
  */
 import { expect, test } from "bun:test"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
@@ -16,7 +16,7 @@ const freePort = () => {
   return port
 }
 
-test("npm start's bundle serves, and SIGTERM answers a long-poll and exits 0 with its database up till then", async () => {
+test("npm start's bundle serves, and SIGTERM exits 0 with its database up till the drain is done", async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "parley-bundle-"))
   const port = freePort()
   const child = Bun.spawn([process.execPath, "--max-http-header-size=1048576", "scripts/start.ts"], {
@@ -58,17 +58,7 @@ test("npm start's bundle serves, and SIGTERM answers a long-poll and exits 0 wit
     })
     expect(session.status).toBe(201)
     expect((await fetch(`${base}/docs`)).status).toBe(200)
-    const sessionId = session.body.data.session_id
-    const poll = fetch(
-      `${base}/api/v1/voice/sessions/${sessionId}?wait_for_completion=true&timeout_seconds=120`,
-      { headers },
-    )
-    // the long-poll is waiting (a plain read answers meanwhile, so the server has taken it in)
-    await eventually(async () => (await fetch(`${base}/api/v1/voice/sessions/${sessionId}`, { headers })).ok)
     child.kill("SIGTERM")
-    const answer = await poll
-    expect(answer.status).toBe(200)
-    expect(((await answer.json()) as { status: string }).status).toBe("active")
     expect(await child.exited).toBe(0)
     const output = (await new Response(child.stdout).text()) + (await new Response(child.stderr).text())
     // the embedded database was not stopped under the drain (its exit hook is Parley's to remove)

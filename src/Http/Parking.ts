@@ -184,8 +184,13 @@ export const waitParked = <A, E extends ApiErrorInstance>(
       else
         parking.reply(
           Exit.match(exit, {
-            onSuccess: (value): Response | Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-              toResponse(value, parking.requestId),
+            onSuccess: (value): Response | Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+              try {
+                return toResponse(value, parking.requestId)
+              } catch (defect) {
+                return Effect.die(defect) // answered 500 in the envelope, and logged
+              }
+            },
             onFailure: (cause) => {
               const failure = Cause.failureOption(cause)
               return Option.isSome(failure) && isApiError(failure.value)

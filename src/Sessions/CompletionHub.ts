@@ -71,8 +71,25 @@ interface Entry {
 }
 interface Timer {
   readonly at: number
-  readonly fire: () => void
+  /** Dropped when cancelled: a cancelled timer waits in the list, and must not keep its waiter alive. */
+  fire: () => void
   done: boolean
+}
+
+const noop = () => {}
+
+/**
+ * Calls one of many callbacks: one that throws (a bug) does not keep the others from being called;
+ * its error is thrown again on its own, where the runtime reports it.
+ */
+export const each = (callback: () => void) => {
+  try {
+    callback()
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error
+    })
+  }
 }
 
 const newRound = (sessionId: string): RoundState => ({ sessionId, ended: undefined, listeners: new Set() })
@@ -115,6 +132,7 @@ const makeLocal = () => {
   const cancelTimer = (timer: Timer) => {
     if (timer.done) return
     timer.done = true
+    timer.fire = noop
     state.cancelled += 1
     // Cancelled timers are dropped in bulk once they are half the list (amortised O(1)).
     if (state.cancelled * 2 > timers.length) {
@@ -150,7 +168,7 @@ const makeLocal = () => {
         if (timer.done) state.cancelled -= 1
         else {
           timer.done = true
-          timer.fire()
+          each(timer.fire)
         }
       }
       const next = timers.find((t) => !t.done)
@@ -208,7 +226,7 @@ const makeLocal = () => {
       ended.ended = why
       entry.previous = ended
       entry.round = newRound(sessionId)
-      for (const listener of [...ended.listeners]) listener(why)
+      for (const listener of [...ended.listeners]) each(() => listener(why))
       ended.listeners.clear()
     })
   const wake = (sessionId: string) => wakeWith(sessionId, "changed")
@@ -261,6 +279,7 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
       const caches = yield* Caches
+      const scope = yield* Effect.scope
       const local = makeLocal()
       const listening = yield* Ref.make(false)
       yield* Effect.addFinalizer(() => local.close)
@@ -285,13 +304,16 @@ export class CompletionHub extends Context.Tag("Parley/CompletionHub")<
         Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
         Effect.forkScoped,
       )
-      // Other instances first, then this one's waiters: the publisher goes on (and answers its own
-      // request) while its woken waiters' shared read is in flight, not after their answers.
+      // Other instances are told on a fiber of its own (retried a few times: a waiter elsewhere that
+      // joined a read from before the change waits for this), and this one's waiters are woken at
+      // once; the publisher goes on and answers its own request while their shared read is in flight.
       const publish = (sessionId: string) =>
         Effect.zipRight(
           // PgClient.notify is broken in @effect/sql-pg 0.53.0; pg_notify through a query works.
           pg`SELECT pg_notify(${CHANNEL}, ${sessionId})`.pipe(
+            Effect.retry(Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(4)))),
             Effect.catchAll((e) => Effect.logWarning("could not notify other instances", e)),
+            Effect.forkIn(scope),
           ),
           local.wake(sessionId),
         )
