@@ -4,10 +4,11 @@
  * (The header is read, and the request handed over, in Http/Idempotency.ts.)
  */
 import { HttpApp, HttpServerResponse } from "@effect/platform"
-import { Cause, Clock, Context, Deferred, Effect, Exit, FiberId, Layer, Option, Schedule } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, FiberId, Layer, Option } from "effect"
 import {
   type ApiErrorClass,
   type ApiErrorInstance,
+  errorResponse,
   IdempotencyKeyInUse,
   IdempotencyKeyReused,
   isApiError,
@@ -15,8 +16,9 @@ import {
 } from "./Domain/Errors.ts"
 import { RETENTION_SECONDS, WAIT_SECONDS } from "./Idempotency/Key.ts"
 import { type Fingerprint, IdempotencyRepo, type KeyRef } from "./Idempotency/Repo.ts"
-import { answered, errorResponse, replay, toStored } from "./Idempotency/Responses.ts"
+import { answered, replay, toStored } from "./Idempotency/Responses.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import { UNTIL_STORED } from "./Repository.ts"
 
 /**
  * A request renews its key's lease every HEARTBEAT while it runs; a lease not renewed for
@@ -27,11 +29,6 @@ const HEARTBEAT = "5 seconds"
 /** Between looks at a running key: from 50 ms doubling to 1 s (a request on this instance wakes it at once). */
 const pollMs = (looks: number) => Math.min(1000, 50 * 2 ** looks)
 const PURGE_EVERY = "10 minutes"
-/** Storing a response while the database is away: backing off to every 5 s, for as long as it takes. */
-const STORE_RETRY = Schedule.exponential("200 millis").pipe(
-  Schedule.either(Schedule.spaced("5 seconds")),
-  Schedule.jittered,
-)
 const PURGE_BATCH = 1000
 
 /** One request under a key: the organization's key and what a retry must repeat. */
@@ -132,7 +129,7 @@ const make = Effect.gen(function* () {
             // What the request did is done: its answer waits until a retry can be answered the same
             // (the heartbeat goes on meanwhile, so the key stays this request's once the database is back).
             Effect.tapError(() => Effect.logWarning("could not store an idempotent response; retrying")),
-            Effect.retry(STORE_RETRY),
+            Effect.retry(UNTIL_STORED),
             Effect.flatMap((kept) =>
               Option.isSome(kept)
                 ? Effect.void

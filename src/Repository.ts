@@ -4,7 +4,7 @@
  * are mapped by `repository` in Domain/Errors.ts.)
  */
 import { type SqlClient, type SqlError, SqlSchema } from "@effect/sql"
-import { Clock, Context, Effect, Layer, Option, Predicate, Schema, SynchronizedRef } from "effect"
+import { Clock, Context, Effect, Layer, Option, Predicate, Schedule, Schema, SynchronizedRef } from "effect"
 
 /**
  * A repository's service tag: its `Live` layer over the database (built by `live`), and its `Test`
@@ -118,3 +118,9 @@ export const transaction =
             : Effect.die(defect),
         ),
       )
+
+/** Retrying a write whose data must not be lost: backing off to every 5 s, for as long as it takes. */
+export const UNTIL_STORED = Schedule.exponential("200 millis").pipe(
+  Schedule.either(Schedule.spaced("5 seconds")),
+  Schedule.jittered,
+)

@@ -1,4 +1,4 @@
-import { Clock, Context, Deferred, Effect, Exit, Layer, Option, Runtime, Schedule } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { sessionInstruction } from "./Agents/SystemInstruction.ts"
 import { Agents } from "./Agents.ts"
 import { AppConfig } from "./Config.ts"
@@ -18,6 +18,7 @@ import { DEFAULT_VOICE } from "./Domain/Voices.ts"
 import { Gemini, takesLanguageCode } from "./Gemini.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { LiveKit } from "./LiveKit.ts"
+import { UNTIL_STORED } from "./Repository.ts"
 import { callCapPlan } from "./Sessions/CallCap.ts"
 import { CompletionHub, each, type Round, type Woken } from "./Sessions/CompletionHub.ts"
 import { extract } from "./Sessions/Extraction.ts"
@@ -30,12 +31,6 @@ export const DEFAULT_TTL_SECONDS = 600
 
 /** How often a running completion renews its lease (COMPLETION_LEASE_SECONDS, in the sweeper). */
 const LEASE_HEARTBEAT = "5 seconds"
-
-/** Retrying a write whose data must not be lost: backing off to every 5 s, for as long as it takes. */
-const STORE_RETRY = Schedule.exponential("200 millis").pipe(
-  Schedule.either(Schedule.spaced("5 seconds")),
-  Schedule.jittered,
-)
 
 /** The same transcript as the one stored (jsonb does not keep key order, so entries are compared). */
 const sameTranscript = (stored: ReadonlyArray<TranscriptEntry>, sent: ReadonlyArray<TranscriptEntry>) =>
@@ -372,7 +367,7 @@ const make = Effect.gen(function* () {
               .get(row.org_id, row.agent_id)
               .pipe(
                 Effect.catchTag("VoiceAgentNotFound", Effect.die),
-                Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
+                Effect.retry({ schedule: UNTIL_STORED, while: (e) => e._tag === "ServiceUnavailable" }),
               )
             const outcome: Outcome = yield* extract(agent, transcript).pipe(
               Effect.provideService(Gemini, gemini),
@@ -393,7 +388,7 @@ const make = Effect.gen(function* () {
             const finish = (outcome: Outcome) => repo.finish({ ...outcome, ...claim })
             const finished = yield* finish(outcome).pipe(
               // The transcript is stored and the outcome computed: keep it until the database takes it.
-              Effect.retry({ schedule: STORE_RETRY, while: (e) => e._tag === "ServiceUnavailable" }),
+              Effect.retry({ schedule: UNTIL_STORED, while: (e) => e._tag === "ServiceUnavailable" }),
               // An outcome that cannot be stored (a bug) still ends the session, as failed.
               Effect.catchAllDefect((defect) =>
                 Effect.zipRight(

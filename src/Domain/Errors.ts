@@ -1,4 +1,4 @@
-import { HttpApiSchema } from "@effect/platform"
+import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
 import { type Cause, Effect, FiberRef, ParseResult, Predicate, Record, Schema } from "effect"
 import { CurrentRequestId } from "./RequestId.ts"
 
@@ -173,6 +173,14 @@ export const wire = <A extends ApiErrorInstance>(
   }).annotations({ ...HttpApiSchema.annotations({ status: meta.status }), identifier: cls.meta.code })
   wireCache.set(cls, schema)
   return schema as never
+}
+
+/** An API error as the response the API answers it with: the one envelope, with its status. */
+export const errorResponse = (error: ApiErrorInstance) => {
+  const cls = error.constructor as ApiErrorClass<ApiErrorInstance>
+  return Effect.map(Schema.encode(wire(cls))(error), (body) =>
+    HttpServerResponse.unsafeJson(body, { status: cls.meta.status }),
+  )
 }
 
 export const isApiError = (u: unknown): u is ApiErrorInstance & { readonly _tag: string } =>

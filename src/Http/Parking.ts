@@ -1,13 +1,7 @@
 import { type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, Exit, FiberRef, FiberRefs, LogLevel, Option, Runtime, Schema } from "effect"
+import { Cause, Effect, Exit, FiberRef, FiberRefs, LogLevel, Option, Runtime } from "effect"
 import { globalValue } from "effect/GlobalValue"
-import {
-  type ApiErrorClass,
-  type ApiErrorInstance,
-  InternalError,
-  isApiError,
-  wire,
-} from "../Domain/Errors.ts"
+import { type ApiErrorInstance, errorResponse, InternalError, isApiError } from "../Domain/Errors.ts"
 import type { Watched } from "../Sessions.ts"
 
 /**
@@ -134,8 +128,10 @@ export const parkingFor = (
             Effect.catchAllCause((cause) =>
               Effect.zipRight(
                 Effect.logError("unhandled failure", cause),
-                errorResponse(
-                  new InternalError({ message: "An internal error occurred; it has been logged." }),
+                Effect.orDie(
+                  errorResponse(
+                    new InternalError({ message: "An internal error occurred; it has been logged." }),
+                  ),
                 ),
               ),
             ),
@@ -156,14 +152,6 @@ export const parkingFor = (
     parked: () => state.parked,
   }
   return Option.some(parking)
-}
-
-/** An API error as its response: the one envelope, with its status. */
-export const errorResponse = (error: ApiErrorInstance) => {
-  const cls = error.constructor as ApiErrorClass<ApiErrorInstance>
-  return Effect.flatMap(Schema.encode(wire(cls))(error), (body) =>
-    HttpServerResponse.json(body, { status: cls.meta.status }),
-  ).pipe(Effect.orDie)
 }
 
 /**
@@ -194,7 +182,7 @@ export const waitParked = <A, E extends ApiErrorInstance>(
             onFailure: (cause) => {
               const failure = Cause.failureOption(cause)
               return Option.isSome(failure) && isApiError(failure.value)
-                ? errorResponse(failure.value)
+                ? Effect.orDie(errorResponse(failure.value))
                 : Effect.orDie(Effect.failCause(cause))
             },
           }),

@@ -1,7 +1,6 @@
 /** Responses under idempotency keys: which are kept, how they are stored and replayed. */
 import { HttpServerResponse } from "@effect/platform"
-import { Effect, Option, Schema } from "effect"
-import { type ApiErrorClass, type ApiErrorInstance, wire } from "../Domain/Errors.ts"
+import { Option } from "effect"
 import type { Entry, StoredResponse } from "./Repo.ts"
 
 /**
@@ -40,11 +39,3 @@ export const replay = (entry: Entry & StoredResponse) => {
 /** Whether the key's request has finished and its response is stored. */
 export const answered = (entry: Entry): entry is Entry & StoredResponse =>
   entry.status !== null && entry.headers !== null && entry.body !== null
-
-/** A declared API error below 500 as the response the API answers it with (the one envelope). */
-export const errorResponse = (error: ApiErrorInstance) => {
-  const cls = error.constructor as ApiErrorClass<ApiErrorInstance>
-  return Effect.map(Schema.encode(wire(cls))(error), (body) =>
-    HttpServerResponse.unsafeJson(body, { status: cls.meta.status }),
-  )
-}
