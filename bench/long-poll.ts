@@ -8,7 +8,7 @@
  *   (O(1)), and unrelated requests from another organization during the wake (all must succeed).
  * Each server runs in a child process (its RSS is read from /proc); the clients are raw loopback
  * sockets in this process. Bounded: at most 10,000 connections, every wait ends within 120 s.
- * Run: bun bench/long-poll.ts (part of npm run bench)
+ * Run: bun bench/long-poll.ts (part of npm run bench); `bun bench/long-poll.ts memory` for memory only.
  */
 
 import { heapStats } from "bun:jsc"
@@ -357,6 +357,7 @@ const main = async () => {
         ` queries while waiting ${parley.queriesWhileWaiting} (all, the sweeper's included; target 0); answered early ${parley.early}`,
     )
   }
+  if (process.argv[2] === "memory") return
   const w = await wake()
   console.log(`one wake, one read: ${HOT_WAITERS} waiters on one session`)
   console.log(

@@ -19,6 +19,7 @@ import {
 } from "./Domain/Errors.ts"
 import { CurrentRequestId, requestIdFrom } from "./Domain/RequestId.ts"
 import { asJsonBody, checkBody, hasBody, readBody } from "./Http/Body.ts"
+import { pendingReply } from "./Http/BunServer.ts"
 import { idempotentWith } from "./Http/Idempotency.ts"
 import { invalidRequest } from "./Http/Issues.ts"
 import { CurrentParking, Parked, type Parking, parkingFor } from "./Http/Parking.ts"
@@ -240,7 +241,7 @@ const respond = (
 
 /**
  * The answer to a request still running when shutdown's drain time is up: 503 in the envelope, sent
- * through the platform's own pending reply (platform-bun's request keeps its `resolve`), so that the
+ * through the request's pending reply (BunServer.ts), so that the
  * interruption that follows has nothing left to send (it would send an empty 503).
  */
 const cutOffResponse = (requestId: string) => {
@@ -252,8 +253,7 @@ const cutOffResponse = (requestId: string) => {
   )
 }
 const cutOff = (request: HttpServerRequest.HttpServerRequest, requestId: string) => () => {
-  const resolve = (request as unknown as { readonly resolve?: unknown }).resolve
-  if (typeof resolve === "function") resolve(cutOffResponse(requestId))
+  pendingReply(request)?.send(cutOffResponse(requestId))
 }
 
 /** Outermost middleware: the request is in flight (shutdown waits for it) until its response is sent. */

@@ -1,10 +1,11 @@
 import { createServer } from "node:net"
 import { HttpServer } from "@effect/platform"
-import { BunHttpServer, BunRuntime } from "@effect/platform-bun"
+import { BunRuntime } from "@effect/platform-bun"
 import { Cause, ConfigError, Data, Effect, Layer, Logger, Option } from "effect"
 import { ServerLive } from "./App.ts"
 import { banner, bootstrapLocalKey } from "./Bootstrap.ts"
 import { AppConfig } from "./Config.ts"
+import * as BunServer from "./Http/BunServer.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { CompletionHub } from "./Sessions/CompletionHub.ts"
 import { SqlLive } from "./Sql.ts"
@@ -15,7 +16,7 @@ const IDLE_TIMEOUT_SECONDS = 150
 
 const HttpServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
-    BunHttpServer.layer({
+    BunServer.layer({
       port: config.port,
       hostname: config.host,
       idleTimeout: IDLE_TIMEOUT_SECONDS,

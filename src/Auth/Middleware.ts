@@ -13,6 +13,7 @@ import {
   wire,
 } from "../Domain/Errors.ts"
 import type { OrgId } from "../Domain/Ids.ts"
+import { clientAddress } from "../Http/BunServer.ts"
 import { Limits } from "../Limits.ts"
 import { ApiKeys, hashKey } from "./ApiKeys.ts"
 
@@ -72,7 +73,7 @@ export const authenticateWith = (keys: ApiKeys["Type"], limits: Limits["Type"]) 
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const token = yield* bearerToken
-    const address = () => Option.getOrElse(request.remoteAddress, () => "unknown")
+    const address = () => Option.getOrElse(clientAddress(request), () => "unknown")
     yield* limits.checkAddress(address)
     const keyHash = hashKey(token)
     const orgId = yield* keys.authenticate(token, keyHash)

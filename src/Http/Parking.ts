@@ -1,14 +1,17 @@
 import { type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, Exit, FiberRef, FiberRefs, LogLevel, Option, Runtime } from "effect"
+import { Cause, Effect, Exit, FiberRef, LogLevel, Option } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import { type ApiErrorInstance, errorResponse, InternalError, isApiError } from "../Domain/Errors.ts"
+import { CurrentRequestId } from "../Domain/RequestId.ts"
 import type { Watched } from "../Sessions.ts"
+import { pendingReply } from "./BunServer.ts"
 
 /**
  * A long-poll that waits without its request fiber. The fiber ends once the wait is set up, and the
- * answer is sent later, from the callback that ends the wait, through the platform's own pending
- * reply (platform-bun's request keeps its `resolve`). A waiting request then holds its connection,
- * a callback and a deadline entry, not a fiber and the continuations of every middleware it passed.
+ * answer is sent later, from the callback that ends the wait, through the request's pending reply
+ * (BunServer.ts). A waiting request then holds its connection, a callback and a deadline entry: not
+ * a fiber, the continuations of every middleware it passed, nor the fiber refs and context it
+ * gathered on its way (answers run on the server's runtime, with the request's id set again).
  */
 export interface Parking {
   /**
@@ -18,8 +21,8 @@ export interface Parking {
    */
   readonly park: (cancel: () => void) => Effect.Effect<never>
   /**
-   * Answers the parked request with `response`: made as is, or by an effect run with the request's
-   * fiber refs (its id). Either way it gets the `X-Request-Id` header.
+   * Answers the parked request with `response`: made as is, or by an effect run on the server's
+   * runtime with the request's id. Either way it gets the `X-Request-Id` header.
    */
   readonly reply: (response: Response | Effect.Effect<HttpServerResponse.HttpServerResponse>) => void
   readonly requestId: string
@@ -29,7 +32,7 @@ export interface Parking {
   readonly parked: () => boolean
 }
 
-/** The parking of the request being served, if it may park (a long-poll on platform-bun). */
+/** The parking of the request being served, if it may park (a long-poll on Parley's Bun server). */
 export const CurrentParking = globalValue("Parley/CurrentParking", () =>
   FiberRef.unsafeMake<Option.Option<Parking>>(Option.none()),
 )
@@ -37,11 +40,6 @@ export const CurrentParking = globalValue("Parley/CurrentParking", () =>
 /** The defect a parked request's fiber ends with; never an error anybody sees. */
 export class Parked {
   readonly _tag = "Parked"
-}
-
-interface Pending {
-  readonly resolve?: unknown
-  readonly source?: unknown
 }
 
 /**
@@ -56,25 +54,23 @@ export const parkingFor = (
   cutOff: () => Response,
   answered: (status: number) => Effect.Effect<void>,
 ): Option.Option<Parking> => {
-  const pending = request as unknown as Pending
-  const resolve = pending.resolve
-  const signal = pending.source instanceof Request ? pending.source.signal : undefined
-  if (typeof resolve !== "function" || signal === undefined) return Option.none()
+  const pending = pendingReply(request)
+  if (pending === undefined) return Option.none()
   const state = {
     parked: false,
     over: false,
     finalizers: [] as Array<() => void>,
     cancel: () => {},
     release: () => {},
-    runFork: undefined as ReturnType<typeof Runtime.runFork<never>> | undefined,
     /** An answer that came while `park` was still setting up (the fiber may yield in between). */
     early: undefined as Response | Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined,
     logs: false,
   }
+  const run = <A>(effect: Effect.Effect<A>) =>
+    pending.run(Effect.locally(effect, CurrentRequestId, requestId))
   const end = () => {
     if (state.over) return false
     state.over = true
-    signal.removeEventListener("abort", onAbort)
     state.release()
     for (const f of state.finalizers.splice(0)) f()
     return true
@@ -84,66 +80,56 @@ export const parkingFor = (
     state.cancel()
   }
   const send = (response: Response) => {
-    if (end()) resolve(response)
+    if (end()) pending.send(response)
   }
   const parking: Parking = {
     park: (cancel) =>
-      Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-        // answers are made on the request's runtime: its logger, its id
-        state.runFork = Runtime.runFork(runtime)
-        state.logs = !LogLevel.lessThan(
-          LogLevel.Info,
-          FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel),
-        )
+      Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
+        state.logs = !LogLevel.lessThan(LogLevel.Info, level)
         state.parked = true
         state.cancel = cancel
-        // the fiber's own response, made when it ends, goes nowhere
-        ;(request as unknown as { resolve: unknown }).resolve = () => {}
+        // the fiber's own response, made when it ends, goes nowhere; a client abort comes here
+        pending.parked = onAbort
         state.release = hold(() => {
           if (state.over) return
           state.cancel()
           send(cutOff())
         })
-        signal.addEventListener("abort", onAbort, { once: true })
-        if (signal.aborted) onAbort()
+        if (pending.source.signal.aborted) onAbort()
         if (state.early !== undefined) parking.reply(state.early)
         return Effect.die(new Parked())
       }),
     requestId,
     reply: (response) => {
       if (state.over) return
-      if (state.runFork === undefined) {
+      if (!state.parked) {
         state.early = response
         return
       }
       if (response instanceof Response) {
         // the common case, many at once when a session changes: no fiber, no log record unless logged
         response.headers.set("x-request-id", requestId)
-        if (state.logs) state.runFork(answered(response.status))
+        if (state.logs) run(answered(response.status))
         return send(response)
       }
-      state
-        .runFork(
-          response.pipe(
-            Effect.catchAllCause((cause) =>
-              Effect.zipRight(
-                Effect.logError("unhandled failure", cause),
-                Effect.orDie(
-                  errorResponse(
-                    new InternalError({ message: "An internal error occurred; it has been logged." }),
-                  ),
+      run(
+        response.pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Effect.logError("unhandled failure", cause),
+              Effect.orDie(
+                errorResponse(
+                  new InternalError({ message: "An internal error occurred; it has been logged." }),
                 ),
               ),
             ),
-            Effect.tap((answer) => answered(answer.status)),
-            Effect.map((answer) =>
-              HttpServerResponse.toWeb(HttpServerResponse.setHeader(answer, "x-request-id", requestId)),
-            ),
           ),
-        )
-        .addObserver((exit) => {
-          if (Exit.isSuccess(exit)) send(exit.value)
-        })
+          Effect.tap((answer) => answered(answer.status)),
+          Effect.map((answer) =>
+            send(HttpServerResponse.toWeb(HttpServerResponse.setHeader(answer, "x-request-id", requestId))),
+          ),
+        ),
+      )
     },
     finally: (f) => {
       if (state.parked && !state.over) state.finalizers.push(f)

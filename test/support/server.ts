@@ -1,12 +1,12 @@
 /** Starts the real server (Bun, port 0) against the shared test database, for HTTP-level tests. */
 import { HttpServer } from "@effect/platform"
-import { BunHttpServer } from "@effect/platform-bun"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Redacted } from "effect"
 // the published entry point, as an application imports it
 import { makeClient } from "parley/client"
 import { ServerLive } from "../../src/App.ts"
 import { ApiKeys } from "../../src/Auth/ApiKeys.ts"
 import { AppConfig, type AppConfigShape } from "../../src/Config.ts"
+import * as BunServer from "../../src/Http/BunServer.ts"
 import { Lifecycle } from "../../src/Lifecycle.ts"
 import { CompletionHub } from "../../src/Sessions/CompletionHub.ts"
 import { LocalUpstreams, UpstreamsLive } from "../../src/Upstreams.ts"
@@ -34,8 +34,8 @@ const observedHttpServer = (disconnects: { count: number }) =>
       }),
     ),
   ).pipe(
-    Layer.provide(BunHttpServer.layerServer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
-    Layer.merge(BunHttpServer.layerContext),
+    Layer.provide(BunServer.layerServer({ port: 0, hostname: "127.0.0.1", idleTimeout: 150 })),
+    Layer.merge(BunServer.layerContext),
   )
 
 /** `overrides.databaseUrl` points the server at another database (the shared test one otherwise). */
