@@ -197,20 +197,23 @@ export const withRequestIdHeader = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   Layer.locally(layer, HttpApp.currentPreResponseHandlers, Option.some(requestIdHeader))
 
 /** The one log line of a request, written when its answer is made. */
-const requestLine = (
-  request: HttpServerRequest.HttpServerRequest,
-  requestId: string,
-  started: number,
-  status: number,
-) =>
+const requestLine = (method: string, url: string, requestId: string, started: number, status: number) =>
   Effect.logInfo("request").pipe(
     Effect.annotateLogs({
       request_id: requestId,
-      method: request.method,
-      path: pathOf(request.url),
+      method,
+      path: pathOf(url),
       status,
       latency_ms: Math.round(performance.now() - started),
     }),
+  )
+
+/** A parked request's line, written when it is answered (its fields built only if the level allows). */
+const parkedLine = (method: string, url: string, requestId: string, started: number, status: number) =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
+    LogLevel.lessThan(LogLevel.Info, level)
+      ? Effect.void
+      : requestLine(method, url, requestId, started, status),
   )
 
 /**
@@ -232,7 +235,7 @@ const respond = (
   return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
     // the log line's fields cost more than the rest of a cached read: built only if it is written
     if (LogLevel.lessThan(LogLevel.Info, level)) return served
-    const line = (status: number) => requestLine(request, requestId, started, status)
+    const line = (status: number) => requestLine(request.method, request.url, requestId, started, status)
     return Effect.tap(served, (response) =>
       Option.isSome(parking) && parking.value.parked() ? Effect.void : line(response.status),
     )
@@ -265,19 +268,7 @@ export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default<never, L
       // Only a long-poll may park (its URL says so; the route checks the rest).
       const parking =
         request.method === "GET" && request.url.includes("wait_for_completion")
-          ? parkingFor(
-              request,
-              requestId,
-              lifecycle.hold,
-              () => cutOffResponse(requestId),
-              // its line is written when it is answered (its fields built only if the level allows)
-              (status) =>
-                Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
-                  LogLevel.lessThan(LogLevel.Info, level)
-                    ? Effect.void
-                    : requestLine(request, requestId, started, status),
-                ),
-            )
+          ? parkingFor(request, requestId, started, lifecycle, cutOffResponse, parkedLine)
           : Option.none()
       return lifecycle.inFlight(
         respond(app, request, requestId, started, parking),

@@ -4,6 +4,12 @@ import { CompletionHub } from "./Sessions/CompletionHub.ts"
 /** How long shutdown waits for in-flight requests and detached work before the server closes anyway. */
 const DRAIN_TIMEOUT = "8 seconds"
 
+/** A request in flight without a fiber of its own (a parked long-poll). */
+export interface Held {
+  /** Shutdown's time is up: answer now. */
+  readonly cutOff: () => void
+}
+
 export interface LifecycleService {
   /**
    * Runs `self` on a fiber of its own and waits for it. A caller that is interrupted (the client
@@ -19,10 +25,11 @@ export interface LifecycleService {
    */
   readonly inFlight: <A, E, R>(self: Effect.Effect<A, E, R>, cutOff: () => void) => Effect.Effect<A, E, R>
   /**
-   * Counts a request that waits without a fiber (a parked long-poll) as in flight until the returned
-   * function is called, like `inFlight`.
+   * Counts a request that waits without a fiber (a parked long-poll) as in flight until `unhold`,
+   * like `inFlight`; shutdown's cut-off calls its `cutOff`.
    */
-  readonly hold: (cutOff: () => void) => () => void
+  readonly hold: (held: Held) => void
+  readonly unhold: (held: Held) => void
   /** Answers every request still in flight (as `inFlight` was told to); they are interrupted next. */
   readonly cutOff: Effect.Effect<void>
   /** Whether shutdown has begun: new requests are refused with 503 so load balancers move on. */
@@ -41,7 +48,7 @@ export interface LifecycleService {
  * when the scope closes, and held requests without a fiber.
  */
 const requestSet = Effect.gen(function* () {
-  const requests = new Map<object, () => void>()
+  const requests = new Map<object, Held | (() => void)>()
   const idle = new Set<() => void>()
   yield* Effect.addFinalizer(() =>
     Fiber.interruptAll(
@@ -60,13 +67,13 @@ const requestSet = Effect.gen(function* () {
       requests.set(fiber, cutOff)
       fiber.addObserver(() => remove(fiber))
     },
-    hold: (cutOff: () => void) => {
-      const key = {}
-      requests.set(key, cutOff)
-      return () => remove(key)
-    },
+    hold: (held: Held) => void requests.set(held, held),
+    unhold: remove,
     cutOff: Effect.sync(() => {
-      for (const cut of [...requests.values()]) cut()
+      for (const cut of [...requests.values()]) {
+        if (typeof cut === "function") cut()
+        else cut.cutOff()
+      }
     }),
     awaitEmpty: Effect.async<void>((resume) => {
       if (requests.size === 0) return resume(Effect.void)
@@ -101,6 +108,7 @@ const make = Effect.gen(function* () {
         return self
       }),
     hold: requests.hold,
+    unhold: requests.unhold,
     cutOff: requests.cutOff,
     draining: () => state.draining,
     beginDraining,

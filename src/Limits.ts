@@ -115,15 +115,14 @@ const make = Effect.gen(function* () {
         return Effect.void
       }),
       () => self,
-      () =>
-        Effect.sync(() =>
-          release(() => {
-            const open = (longPolls.get(key) ?? 1) - 1
-            if (open === 0) longPolls.delete(key)
-            else longPolls.set(key, open)
-          }),
-        ),
+      () => Effect.sync(() => release(leaveLongPoll(key))),
     )
+  /** Gives `key`'s place back; holds nothing else (a parked long-poll keeps it until it is answered). */
+  const leaveLongPoll = (key: string) => () => {
+    const open = (longPolls.get(key) ?? 1) - 1
+    if (open === 0) longPolls.delete(key)
+    else longPolls.set(key, open)
+  }
 
   return {
     checkAddress,

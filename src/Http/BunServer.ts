@@ -21,8 +21,8 @@ const replyKey = Symbol.for("Parley/PendingReply")
  */
 export class PendingReply {
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
-  /** Set by a request that parked: it answers later, and a client abort is reported here. */
-  parked: (() => void) | undefined = undefined
+  /** Set by a request that parked: it answers later, and a client abort is reported to it. */
+  parked: { readonly clientGone: () => void } | undefined = undefined
   answered = false
   constructor(
     readonly source: Request,
@@ -48,7 +48,7 @@ export class PendingReply {
   /** The client went away (the `abort` event of the request's signal). */
   handleEvent() {
     this.fiber?.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
-    this.parked?.()
+    this.parked?.clientGone()
   }
 }
 

@@ -3,8 +3,9 @@ import { Cause, Effect, Exit, FiberRef, LogLevel, Option } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import { type ApiErrorInstance, errorResponse, InternalError, isApiError } from "../Domain/Errors.ts"
 import { CurrentRequestId } from "../Domain/RequestId.ts"
+import type { Held, LifecycleService } from "../Lifecycle.ts"
 import type { Watched } from "../Sessions.ts"
-import { pendingReply } from "./BunServer.ts"
+import { type PendingReply, pendingReply } from "./BunServer.ts"
 
 /**
  * A long-poll that waits without its request fiber. The fiber ends once the wait is set up, and the
@@ -42,102 +43,164 @@ export class Parked {
   readonly _tag = "Parked"
 }
 
+/** The log line of a request answered after its fiber ended (written if the level allows). */
+export type RequestLine = (
+  method: string,
+  url: string,
+  requestId: string,
+  started: number,
+  status: number,
+) => Effect.Effect<void>
+
+type Answer = Response | Effect.Effect<HttpServerResponse.HttpServerResponse>
+
+const RUNNING = 0
+const PARKED = 1
+const OVER = 2
+
+/**
+ * A request that may park. One object (its methods on the prototype, no closures): thousands of
+ * them wait at once, each spread over heap blocks the garbage of the requests around it filled, and
+ * every object a waiting request keeps keeps a block.
+ */
+class RequestParking implements Parking, Held {
+  private phase: typeof RUNNING | typeof PARKED | typeof OVER = RUNNING
+  private cancel: () => void = noop
+  private finalizers: Array<() => void> | undefined = undefined
+  /** An answer that came while `park` was still setting up (the fiber may yield in between). */
+  private early: Answer | undefined = undefined
+  private logs = false
+
+  constructor(
+    private readonly pending: PendingReply,
+    readonly requestId: string,
+    private readonly started: number,
+    private readonly lifecycle: LifecycleService,
+    private readonly cutOffResponse: (requestId: string) => Response,
+    private readonly line: RequestLine,
+  ) {}
+
+  park(cancel: () => void): Effect.Effect<never> {
+    return Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
+      this.logs = !LogLevel.lessThan(LogLevel.Info, level)
+      this.phase = PARKED
+      this.cancel = cancel
+      // the fiber's own response, made when it ends, goes nowhere; a client abort comes here
+      this.pending.parked = this
+      this.lifecycle.hold(this)
+      if (this.pending.source.signal.aborted) this.clientGone()
+      const early = this.early
+      this.early = undefined
+      if (early !== undefined) this.reply(early)
+      return Effect.die(new Parked())
+    })
+  }
+
+  reply(response: Answer): void {
+    if (this.phase === OVER) return
+    if (this.phase === RUNNING) {
+      this.early = response
+      return
+    }
+    if (response instanceof Response) {
+      // the common case, many at once when a session changes: no fiber, no log record unless logged
+      response.headers.set("x-request-id", this.requestId)
+      if (this.logs) this.run(this.answered(response.status))
+      this.send(response)
+      return
+    }
+    this.run(
+      response.pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.zipRight(
+            Effect.logError("unhandled failure", cause),
+            Effect.orDie(
+              errorResponse(
+                new InternalError({ message: "An internal error occurred; it has been logged." }),
+              ),
+            ),
+          ),
+        ),
+        Effect.tap((answer) => this.answered(answer.status)),
+        Effect.map((answer) =>
+          this.send(
+            HttpServerResponse.toWeb(HttpServerResponse.setHeader(answer, "x-request-id", this.requestId)),
+          ),
+        ),
+      ),
+    )
+  }
+
+  finally(f: () => void): void {
+    if (this.phase !== PARKED) f()
+    else if (this.finalizers === undefined) this.finalizers = [f]
+    else this.finalizers.push(f)
+  }
+
+  parked(): boolean {
+    return this.phase !== RUNNING
+  }
+
+  /** Shutdown's time is up (Lifecycle). */
+  cutOff(): void {
+    if (this.phase === OVER) return
+    this.cancel()
+    this.send(this.cutOffResponse(this.requestId))
+  }
+
+  /** The client went away (BunServer). */
+  clientGone(): void {
+    if (this.end()) this.cancel()
+  }
+
+  private end(): boolean {
+    if (this.phase === OVER) return false
+    this.phase = OVER
+    this.lifecycle.unhold(this)
+    for (const f of this.finalizers ?? []) f()
+    this.finalizers = undefined
+    return true
+  }
+
+  private send(response: Response): void {
+    if (this.end()) this.pending.send(response)
+  }
+
+  private answered(status: number): Effect.Effect<void> {
+    return this.line(
+      this.pending.source.method,
+      this.pending.source.url,
+      this.requestId,
+      this.started,
+      status,
+    )
+  }
+
+  /** Runs on the server's runtime, with the request's id. */
+  private run<A>(effect: Effect.Effect<A>): void {
+    this.pending.run(Effect.locally(effect, CurrentRequestId, this.requestId))
+  }
+}
+
+const noop = () => {}
+
 /**
  * The parking of `request`, when it has a pending reply to send later (else none: the request waits
- * on its fiber). `hold` counts it in flight while parked (the returned function ends that), `cutOff`
- * is the answer shutdown sends when its time is up, `answered` runs with each answer sent.
+ * on its fiber). While parked it is in flight for `lifecycle` (shutdown's cut-off answers it with
+ * `cutOffResponse`); `line` logs each answer sent.
  */
 export const parkingFor = (
   request: HttpServerRequest.HttpServerRequest,
   requestId: string,
-  hold: (cutOff: () => void) => () => void,
-  cutOff: () => Response,
-  answered: (status: number) => Effect.Effect<void>,
+  started: number,
+  lifecycle: LifecycleService,
+  cutOffResponse: (requestId: string) => Response,
+  line: RequestLine,
 ): Option.Option<Parking> => {
   const pending = pendingReply(request)
-  if (pending === undefined) return Option.none()
-  const state = {
-    parked: false,
-    over: false,
-    finalizers: [] as Array<() => void>,
-    cancel: () => {},
-    release: () => {},
-    /** An answer that came while `park` was still setting up (the fiber may yield in between). */
-    early: undefined as Response | Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined,
-    logs: false,
-  }
-  const run = <A>(effect: Effect.Effect<A>) =>
-    pending.run(Effect.locally(effect, CurrentRequestId, requestId))
-  const end = () => {
-    if (state.over) return false
-    state.over = true
-    state.release()
-    for (const f of state.finalizers.splice(0)) f()
-    return true
-  }
-  const onAbort = () => {
-    if (!end()) return
-    state.cancel()
-  }
-  const send = (response: Response) => {
-    if (end()) pending.send(response)
-  }
-  const parking: Parking = {
-    park: (cancel) =>
-      Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
-        state.logs = !LogLevel.lessThan(LogLevel.Info, level)
-        state.parked = true
-        state.cancel = cancel
-        // the fiber's own response, made when it ends, goes nowhere; a client abort comes here
-        pending.parked = onAbort
-        state.release = hold(() => {
-          if (state.over) return
-          state.cancel()
-          send(cutOff())
-        })
-        if (pending.source.signal.aborted) onAbort()
-        if (state.early !== undefined) parking.reply(state.early)
-        return Effect.die(new Parked())
-      }),
-    requestId,
-    reply: (response) => {
-      if (state.over) return
-      if (!state.parked) {
-        state.early = response
-        return
-      }
-      if (response instanceof Response) {
-        // the common case, many at once when a session changes: no fiber, no log record unless logged
-        response.headers.set("x-request-id", requestId)
-        if (state.logs) run(answered(response.status))
-        return send(response)
-      }
-      run(
-        response.pipe(
-          Effect.catchAllCause((cause) =>
-            Effect.zipRight(
-              Effect.logError("unhandled failure", cause),
-              Effect.orDie(
-                errorResponse(
-                  new InternalError({ message: "An internal error occurred; it has been logged." }),
-                ),
-              ),
-            ),
-          ),
-          Effect.tap((answer) => answered(answer.status)),
-          Effect.map((answer) =>
-            send(HttpServerResponse.toWeb(HttpServerResponse.setHeader(answer, "x-request-id", requestId))),
-          ),
-        ),
-      )
-    },
-    finally: (f) => {
-      if (state.parked && !state.over) state.finalizers.push(f)
-      else f()
-    },
-    parked: () => state.parked,
-  }
-  return Option.some(parking)
+  return pending === undefined
+    ? Option.none()
+    : Option.some(new RequestParking(pending, requestId, started, lifecycle, cutOffResponse, line))
 }
 
 /**
@@ -151,37 +214,46 @@ export const waitParked = <A, E extends ApiErrorInstance>(
 ): Effect.Effect<A, E> =>
   Effect.flatMap(FiberRef.get(CurrentParking), (current) => {
     if (Option.isNone(current)) return onFiber
-    const parking = current.value
-    const outcome: { early?: Exit.Exit<A, E>; parked: boolean } = { parked: false }
-    const answer = (exit: Exit.Exit<A, E>) => {
-      if (!outcome.parked) outcome.early = exit
-      else
-        parking.reply(
-          Exit.match(exit, {
-            onSuccess: (value): Response | Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-              try {
-                return toResponse(value, parking.requestId)
-              } catch (defect) {
-                return Effect.die(defect) // answered 500 in the envelope, and logged
-              }
-            },
-            onFailure: (cause) => {
-              const failure = Cause.failureOption(cause)
-              return Option.isSome(failure) && isApiError(failure.value)
-                ? Effect.orDie(errorResponse(failure.value))
-                : Effect.orDie(Effect.failCause(cause))
-            },
-          }),
-        )
-    }
+    const wait = new ParkedWait<A, E>(current.value, toResponse)
     // Between the wait's start and parking nothing may interrupt: the wait would be left behind.
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(watch(answer)), (watched) => {
+      Effect.flatMap(restore(watch(wait.answer)), (watched) => {
         if (watched._tag === "Done") return Effect.succeed(watched.row)
         // It ended between the two: answered by the fiber after all.
-        if (outcome.early !== undefined) return outcome.early
-        outcome.parked = true
-        return parking.park(watched.cancel)
+        if (wait.early !== undefined) return wait.early
+        wait.parked = true
+        return wait.parking.park(watched.cancel)
       }),
     )
   })
+
+/** The outcome of a parked wait, answered through its parking (what a waiting request keeps). */
+class ParkedWait<A, E extends ApiErrorInstance> {
+  parked = false
+  early: Exit.Exit<A, E> | undefined = undefined
+  constructor(
+    readonly parking: Parking,
+    private readonly toResponse: (value: A, requestId: string) => Response,
+  ) {}
+
+  readonly answer = (exit: Exit.Exit<A, E>): void => {
+    if (!this.parked) this.early = exit
+    else
+      this.parking.reply(Exit.match(exit, { onSuccess: (value) => this.respond(value), onFailure: failure }))
+  }
+
+  private respond(value: A): Answer {
+    try {
+      return this.toResponse(value, this.parking.requestId)
+    } catch (defect) {
+      return Effect.die(defect) // answered 500 in the envelope, and logged
+    }
+  }
+}
+
+const failure = <E>(cause: Cause.Cause<E>): Answer => {
+  const error = Cause.failureOption(cause)
+  return Option.isSome(error) && isApiError(error.value)
+    ? Effect.orDie(errorResponse(error.value))
+    : Effect.orDie(Effect.failCause(cause))
+}
