@@ -20,7 +20,7 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       if (Option.isNone(yield* repo.findOrg(orgId)))
         return yield* new OrganizationNotFound({ message: `No organization with id ${orgId}.` })
-      const apiKey = KEY_PREFIX + randomBase62(40)
+      const apiKey = randomBase62(40, KEY_PREFIX)
       const key = yield* repo.insertKey({
         id: crypto.randomUUID(),
         org_id: orgId,

@@ -36,7 +36,7 @@ const encodeSession = Schema.encode(Session)
 const message = ({ type, session }: SessionChange) =>
   Effect.gen(function* () {
     const data = yield* encodeSession(session)
-    const id = `msg_${randomBase62(24)}`
+    const id = randomBase62(24, "msg_")
     const timestamp = new Date(yield* Clock.currentTimeMillis).toISOString()
     return { id, body: JSON.stringify({ id, type, timestamp, data }) }
   }).pipe(Effect.orDie) // a session read through its own schema always encodes
