@@ -142,14 +142,26 @@ const make = Effect.gen(function* () {
   })
 
   /**
+   * The endpoint's row, locked first: a deletion of the endpoint locks it and then its deliveries
+   * (the cascade), so a recording that locked the delivery first and the endpoint after could deadlock
+   * with it. False when the endpoint (and so the delivery) is gone.
+   */
+  const lockEndpoint = (id: string) =>
+    Effect.map(
+      sql`SELECT 1 FROM webhook_endpoints WHERE id = ${id} FOR NO KEY UPDATE`,
+      (rows) => rows.length > 0,
+    )
+
+  /**
    * Records an attempt. A success ends the delivery and the endpoint's failing streak; a failure
    * schedules the next attempt (None when the delivery was given up) and disables an endpoint whose
    * deliveries have all failed for `windowSeconds`. An outcome for a claim that was taken over (its
-   * lease ran out) is kept in the log but changes nothing else.
+   * lease ran out) is kept in the log but changes nothing else; one for a deleted endpoint is dropped.
    */
   const record = (c: Claimed, o: Outcome, delaySeconds: number, windowSeconds: number) =>
     transaction(sql)(
       Effect.gen(function* () {
+        if (!(yield* lockEndpoint(c.endpoint_id))) return Option.none<Date>()
         yield* insertAttempt(attemptRow(c, o))
         if (o.delivered) {
           const done = yield* markDelivered({ id: c.id, attempt: c.attempt })
@@ -183,6 +195,7 @@ const make = Effect.gen(function* () {
   const release = (c: Claimed, o: Outcome) =>
     transaction(sql)(
       Effect.gen(function* () {
+        if (!(yield* lockEndpoint(c.endpoint_id))) return
         yield* insertAttempt(attemptRow(c, o))
         yield* sql`UPDATE webhook_deliveries SET next_attempt_at = clock_timestamp()
           WHERE id = ${c.id} AND attempts = ${c.attempt} AND status = 'pending'`
