@@ -62,6 +62,9 @@ interface SharedRead<A, E> {
   readonly callbacks: Array<(exit: Exit.Exit<A, E>) => void>
 }
 
+const always = () => true
+const never = () => false
+
 /**
  * The waiters of a long-poll, in one place: what a waiting request holds (no fiber of its own) and
  * the one read that waiters woken together share.
@@ -219,13 +222,14 @@ const make = Effect.gen(function* () {
 
   /**
    * A read shared by waiters: the first caller for a key starts it, the others are called back with
-   * its outcome. It runs to its end whoever goes away, since the others depend on it. `forget`: the
-   * key is free again once the read is done (else the map's owner decides how long it lives).
+   * its outcome. It runs to its end whoever goes away, since the others depend on it. `forget`: whether
+   * the key is free again once the read is done with this outcome (else later callers get it too, for
+   * as long as the map's owner keeps the map).
    */
   const shared = (
     reads: Reads,
     key: string,
-    forget: boolean,
+    forget: (exit: Exit.Exit<Session, ReadError>) => boolean,
     read: Effect.Effect<Session, ReadError>,
     then: Answer,
   ) => {
@@ -236,7 +240,7 @@ const make = Effect.gen(function* () {
     reads.set(key, pending)
     runFork(read).addObserver((exit) => {
       pending.exit = exit
-      if (forget) reads.delete(key)
+      if (forget(exit)) reads.delete(key)
       for (const callback of pending.callbacks.splice(0)) each(() => callback(exit))
     })
   }
@@ -245,20 +249,26 @@ const make = Effect.gen(function* () {
   const reread = (round: Round, orgId: OrgId, id: SessionId, then: Answer) => {
     const reads: Reads = roundReads.get(round) ?? new Map()
     roundReads.set(round, reads)
-    shared(reads, orgId, false, get(orgId, id), then)
+    shared(reads, orgId, never, get(orgId, id), then)
   }
   /**
-   * Per round, per organization: the first read of waiters registered in that round, joined while in
-   * flight. A read started in the round a waiter registered in is as good as one of its own: whatever
-   * changes after that read's snapshot ends the round (its wake-up), and so wakes the waiter.
+   * Per round, per organization: the first read of waiters registered in that round. A read started in
+   * the round a waiter registered in is as good as one of its own: whatever changes after that read's
+   * snapshot ends the round (its wake-up), and so wakes the waiter. So it is joined while in flight,
+   * and once it has succeeded it stands for every later waiter of the round (a herd of waiters on one
+   * session reads it once) — while this instance hears every change (its LISTEN is active); a failure
+   * is not kept (its next waiter reads again).
    */
   const firstReads = new WeakMap<Round, Reads>()
   const firstRead = (round: Round, orgId: OrgId, id: SessionId) =>
-    Effect.async<Session, ReadError>((resume) => {
-      const reads: Reads = firstReads.get(round) ?? new Map()
-      firstReads.set(round, reads)
-      shared(reads, orgId, true, get(orgId, id), resume)
-    })
+    Effect.flatMap(hub.listening, (hearsAll) =>
+      Effect.async<Session, ReadError>((resume) => {
+        const reads: Reads = firstReads.get(round) ?? new Map()
+        firstReads.set(round, reads)
+        if (!hearsAll && reads.get(orgId)?.exit !== undefined) reads.delete(orgId)
+        shared(reads, orgId, hearsAll ? Exit.isFailure : always, get(orgId, id), resume)
+      }),
+    )
   /** Reads of waiters whose deadline passed, joined while in flight (many may share one deadline). */
   const finalReads: Reads = new Map()
 
@@ -296,7 +306,7 @@ const make = Effect.gen(function* () {
         // A timeout answers with the state now; shutdown with the state after its wake-up.
         const onWake = ({ why, round }: Woken) =>
           why === "timeout"
-            ? shared(finalReads, `${orgId}/${id}`, true, get(orgId, id), finish)
+            ? shared(finalReads, `${orgId}/${id}`, always, get(orgId, id), finish)
             : reread(round, orgId, id, why === "closing" ? finish : settle)
         const listen = () => {
           if (state.done) return

@@ -7,6 +7,7 @@ import { Chunk, Clock, Effect, Either, Fiber, Layer, Option, TestClock, TestCont
 import { Agents } from "../src/Agents.ts"
 import { AppConfig } from "../src/Config.ts"
 import type { CreateAgent } from "../src/Domain/Agent.ts"
+import { ServiceUnavailable } from "../src/Domain/Errors.ts"
 import { AgentId, OrgId } from "../src/Domain/Ids.ts"
 import {
   Gemini,
@@ -43,6 +44,8 @@ interface Fakes {
   liveModel?: string
   /** How long each extraction call takes (on the clock). */
   extractDelayMs?: number
+  /** The completion hub does not hear other instances (its LISTEN is down). */
+  deaf?: boolean
 }
 
 /** The upstream fakes sleep on the clock: under the TestClock the test decides when they answer. */
@@ -98,17 +101,19 @@ const setup = (fakes: Fakes = {}) => {
         : Effect.succeed(typeof reply === "string" ? { text: reply, finishReason: "STOP" } : reply)
     })
   }
-  /** Session reads (`find`) the services make, counted. */
-  const reads = { count: 0 }
+  /** Session reads (`find`) the services make, counted; the next `failing` of them fail as in an outage. */
+  const reads = { count: 0, failing: 0 }
   const countingRepo = Layer.effect(
     SessionsRepo,
     Effect.map(SessionsRepo, (repo) => ({
       ...repo,
       find: (key: Parameters<typeof repo.find>[0]) =>
-        Effect.zipRight(
-          Effect.sync(() => void reads.count++),
-          repo.find(key),
-        ),
+        Effect.suspend(() => {
+          reads.count++
+          if (reads.failing === 0) return repo.find(key)
+          reads.failing--
+          return Effect.fail(new ServiceUnavailable({ message: "The database is unavailable; retry later." }))
+        }),
     })),
   ).pipe(Layer.provide(SessionsRepo.Test))
   const layer = Layer.mergeAll(
@@ -117,7 +122,17 @@ const setup = (fakes: Fakes = {}) => {
     SessionsRepo.Test,
   ).pipe(
     Layer.provideMerge(Lifecycle.Live),
-    Layer.provideMerge(Layer.mergeAll(Agents.Test, CompletionHub.Local)),
+    Layer.provideMerge(
+      Layer.mergeAll(
+        Agents.Test,
+        fakes.deaf
+          ? Layer.effect(
+              CompletionHub,
+              Effect.map(CompletionHub, (hub) => ({ ...hub, listening: Effect.succeed(false) })),
+            ).pipe(Layer.provide(CompletionHub.Local))
+          : CompletionHub.Local,
+      ),
+    ),
     Layer.provideMerge(Layer.mergeAll(livekit, gemini)),
     Layer.provideMerge(
       AppConfig.layer({
@@ -488,13 +503,13 @@ describe("long-poll", () => {
         )
         yield* waitingOn(a.session_id, 50)
         yield* waitingOn(b.session_id, 3)
-        // Each waiter reads once after registering, then only waits.
-        yield* until(Effect.sync(() => reads.count === start + 53))
+        // Waiters registered in one round share its first read (one per session), then only wait.
+        yield* until(Effect.sync(() => reads.count === start + 2))
         yield* TestClock.adjust("9 seconds")
-        const whileWaiting = reads.count - start - 53
+        const whileWaiting = reads.count - start - 2
         yield* sessions.complete(orgId, a.session_id, { transcript })
         const woke = yield* Effect.forEach(onA, Fiber.join)
-        const rereads = reads.count - start - 53
+        const rereads = reads.count - start - 2
         const otherStillWaiting = yield* Effect.forEach(onB, Fiber.poll)
         const stillCounted = yield* hub.waiting(b.session_id)
         // Disconnecting clients release their waits.
@@ -517,6 +532,50 @@ describe("long-poll", () => {
     expect(result.otherStillWaiting).toBe(true)
     expect(result.stillCounted).toBe(3)
     expect(result.left).toEqual([0, 0])
+  })
+
+  test("a round's first read that failed is not reused: the round's next waiter reads again", async () => {
+    const { reads, run } = setup()
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessions, hub, a } = yield* twoSessions
+        // something holds the round open meanwhile
+        yield* hub.register(a.session_id)
+        const start = reads.count
+        reads.failing = 1
+        const failed = yield* Effect.either(sessions.read(orgId, a.session_id, true, 10))
+        const afterFailure = reads.count - start
+        const waiters = yield* Effect.forEach([1, 2], () =>
+          Effect.fork(sessions.read(orgId, a.session_id, true, 10)),
+        )
+        yield* waitingOn(a.session_id, 3)
+        const afterWaiters = reads.count - start
+        yield* Effect.forEach(waiters, Fiber.interrupt)
+        return { failed: Either.isLeft(failed) ? failed.left._tag : "ok", afterFailure, afterWaiters }
+      }),
+    )
+    expect(result.failed).toBe("ServiceUnavailable")
+    expect(result.afterFailure).toBe(1)
+    // one read again for the first waiter after the failure, none for the second
+    expect(result.afterWaiters).toBe(2)
+  })
+
+  test("while the hub may miss other instances' changes, every waiter reads for itself", async () => {
+    const { reads, run } = setup({ deaf: true })
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessions, a } = yield* twoSessions
+        const start = reads.count
+        const waiters = yield* Effect.forEach([1, 2, 3], () =>
+          Effect.fork(sessions.read(orgId, a.session_id, true, 10)),
+        )
+        yield* waitingOn(a.session_id, 3)
+        yield* until(Effect.sync(() => reads.count - start === 3))
+        yield* Effect.forEach(waiters, Fiber.interrupt)
+        return reads.count - start
+      }),
+    )
+    expect(result).toBe(3)
   })
 
   test("a change while woken waiters re-read is not missed: they wait again and wake again", async () => {
