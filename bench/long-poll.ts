@@ -73,7 +73,7 @@ const serveParley = async () => {
   pg.Client.prototype.query = function (this: pg.Client, ...args: Array<unknown>) {
     queries.all += 1
     // what a waiter would read; the rest is background work (the webhook dispatcher's poll)
-    if (JSON.stringify(args[0] ?? "").includes("voice_sessions")) queries.sessions += 1
+    if (/\bsessions\b/.test(JSON.stringify(args[0] ?? ""))) queries.sessions += 1
     if (queries.hotId !== "" && JSON.stringify(args[0] ?? "").includes(queries.hotId)) queries.hot += 1
     if (queries.hotId !== "" && JSON.stringify(args[1] ?? "").includes(queries.hotId)) queries.hot += 1
     return query.apply(this, args)

@@ -1,14 +1,15 @@
 /**
  * In-process caches of the two lookups every authenticated request makes: API key hash → organization
  * and (organization, agent id) → agent. Bounded (least recently used out first), and only ever hold
- * rows that exist: a miss is always asked of the database again.
+ * rows that exist: a miss is always asked of the database again. Concurrent requests for a key that
+ * is not cached share one load.
  *
  * Writes invalidate them on every instance: the statements that revoke a key or change an agent send
  * a NOTIFY on `CACHE_CHANNEL` in their own transaction, the completion hub's LISTEN connection hands
  * it to `invalidate`, and the writing instance invalidates its own copy before it answers. While that
  * connection is down nothing is cached (a notification could be missed); it flushes when it is back.
  */
-import { Context, Effect, Layer, Option } from "effect"
+import { Cause, Context, Deferred, Effect, FiberId, Layer, Option } from "effect"
 import { AppConfig } from "./Config.ts"
 import type { Agent } from "./Domain/Agent.ts"
 import type { OrgId } from "./Domain/Ids.ts"
@@ -55,31 +56,58 @@ const make = (ttlMs: number) => {
     state.generation += 1
     keys.clear()
     agents.clear()
+    for (const inFlight of loading) inFlight.clear()
   }
 
-  const cached = <V>(entries: Map<string, Entry<V>>): Cached<V> => ({
-    through: (key, load) =>
-      Effect.clockWith((clock) => {
-        if (!state.enabled) return load
-        const now = clock.unsafeCurrentTimeMillis()
-        const hit = entries.get(key)
-        if (hit !== undefined) {
-          // re-inserted: a Map iterates in insertion order, so the first entry is the least recent
-          entries.delete(key)
-          if (now - hit.at < ttlMs) {
-            entries.set(key, hit)
-            return Effect.succeed(Option.some(hit.value))
+  // Loads in flight, per cache and key: a burst of requests with one key (a cold cache, an entry past
+  // its TTL) makes one query, not one each. Dropped at every invalidation, so that no request that
+  // starts after one joins a load that may have read the old row.
+  const loading = new Set<Map<string, Deferred.Deferred<Option.Option<unknown>, unknown>>>()
+
+  const cached = <V>(entries: Map<string, Entry<V>>): Cached<V> => {
+    const inFlight = new Map<string, Deferred.Deferred<Option.Option<V>, unknown>>()
+    loading.add(inFlight as Map<string, Deferred.Deferred<Option.Option<unknown>, unknown>>)
+    return {
+      through: <E, R>(key: string, load: Effect.Effect<Option.Option<V>, E, R>) =>
+        Effect.clockWith((clock): Effect.Effect<Option.Option<V>, E, R> => {
+          if (!state.enabled) return load
+          const now = clock.unsafeCurrentTimeMillis()
+          const hit = entries.get(key)
+          if (hit !== undefined) {
+            // re-inserted: a Map iterates in insertion order, so the first entry is the least recent
+            entries.delete(key)
+            if (now - hit.at < ttlMs) {
+              entries.set(key, hit)
+              return Effect.succeed(Option.some(hit.value))
+            }
           }
-        }
-        const seen = state.generation
-        return Effect.tap(load, (row) => {
-          if (Option.isNone(row) || !state.enabled || seen !== state.generation) return
-          entries.set(key, { value: row.value, at: now })
-          if (entries.size > CAPACITY) entries.delete(entries.keys().next().value as string)
-        })
-      }),
-    size: () => entries.size,
-  })
+          const joined = inFlight.get(key)
+          if (joined !== undefined)
+            // its failure is this request's too (the same query); if its request went away, load here
+            return Effect.catchAllCause(
+              Deferred.await(joined as Deferred.Deferred<Option.Option<V>, E>),
+              (cause) => (Cause.isInterruptedOnly(cause) ? load : Effect.failCause(cause)),
+            )
+          const seen = state.generation
+          const done = Deferred.unsafeMake<Option.Option<V>, unknown>(FiberId.none)
+          inFlight.set(key, done)
+          return load.pipe(
+            Effect.tap((row) => {
+              if (Option.isNone(row) || !state.enabled || seen !== state.generation) return
+              entries.set(key, { value: row.value, at: now })
+              if (entries.size > CAPACITY) entries.delete(entries.keys().next().value as string)
+            }),
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                if (inFlight.get(key) === done) inFlight.delete(key)
+                Deferred.unsafeDone(done, exit)
+              }),
+            ),
+          )
+        }),
+      size: () => entries.size,
+    }
+  }
 
   return {
     apiKeys: cached(keys),
@@ -88,6 +116,7 @@ const make = (ttlMs: number) => {
     /** A notification's payload (or a local write's topic): drops what it names. */
     invalidate: (topic: string) => {
       state.generation += 1
+      for (const inFlight of loading) inFlight.clear()
       if (topic === KEYS_TOPIC) keys.clear()
       else agents.delete(topic)
     },
