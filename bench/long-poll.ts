@@ -72,7 +72,7 @@ const serveParley = async () => {
   const query = pg.Client.prototype.query as (...args: Array<unknown>) => unknown
   pg.Client.prototype.query = function (this: pg.Client, ...args: Array<unknown>) {
     queries.all += 1
-    // what a waiter would read; the rest is background work (the webhook dispatcher's poll)
+    // the table a waiter would read (the expiry sweep's updates too); the rest is background work
     if (/\bsessions\b/.test(JSON.stringify(args[0] ?? ""))) queries.sessions += 1
     if (queries.hotId !== "" && JSON.stringify(args[0] ?? "").includes(queries.hotId)) queries.hot += 1
     if (queries.hotId !== "" && JSON.stringify(args[1] ?? "").includes(queries.hotId)) queries.hot += 1
@@ -363,7 +363,7 @@ const main = async () => {
         ` → ratio ${(parley.perWaiter / minimal.perWaiter).toFixed(2)} (target ≤ 1.0);` +
         ` heap ${kib(minimal.heapPerWaiter)} KiB vs ${kib(parley.heapPerWaiter)} KiB` +
         ` (${(parley.heapPerWaiter / minimal.heapPerWaiter).toFixed(2)});` +
-        ` session reads while waiting ${parley.sessionQueriesWhileWaiting} (target 0; all queries` +
+        ` queries on sessions while waiting ${parley.sessionQueriesWhileWaiting} (target 0; all queries` +
         ` ${parley.queriesWhileWaiting}, the webhook dispatcher's poll included); answered early ${parley.early}`,
     )
   }

@@ -28,6 +28,12 @@ interface Entry<V> {
   readonly at: number
 }
 
+/** A load in flight, and when it started (Effect clock, ms). */
+interface Loading<V> {
+  readonly done: Deferred.Deferred<Option.Option<V>, unknown>
+  readonly at: number
+}
+
 export interface Cached<V> {
   /** The cached value of `key`, else `load`'s, which is kept if it is a row (never a miss). */
   readonly through: <E, R>(
@@ -62,11 +68,11 @@ const make = (ttlMs: number) => {
   // Loads in flight, per cache and key: a burst of requests with one key (a cold cache, an entry past
   // its TTL) makes one query, not one each. Dropped at every invalidation, so that no request that
   // starts after one joins a load that may have read the old row.
-  const loading = new Set<Map<string, Deferred.Deferred<Option.Option<unknown>, unknown>>>()
+  const loading = new Set<Map<string, Loading<unknown>>>()
 
   const cached = <V>(entries: Map<string, Entry<V>>): Cached<V> => {
-    const inFlight = new Map<string, Deferred.Deferred<Option.Option<V>, unknown>>()
-    loading.add(inFlight as Map<string, Deferred.Deferred<Option.Option<unknown>, unknown>>)
+    const inFlight = new Map<string, Loading<V>>()
+    loading.add(inFlight as Map<string, Loading<unknown>>)
     return {
       through: <E, R>(key: string, load: Effect.Effect<Option.Option<V>, E, R>) =>
         Effect.clockWith((clock): Effect.Effect<Option.Option<V>, E, R> => {
@@ -82,28 +88,30 @@ const make = (ttlMs: number) => {
             }
           }
           const joined = inFlight.get(key)
-          if (joined !== undefined)
+          // (a load older than the TTL is not joined: its row may be older than a cached one may be)
+          if (joined !== undefined && now - joined.at < ttlMs)
             // its failure is this request's too (the same query); if its request went away, load here
             return Effect.catchAllCause(
-              Deferred.await(joined as Deferred.Deferred<Option.Option<V>, E>),
+              Deferred.await(joined.done as Deferred.Deferred<Option.Option<V>, E>),
               (cause) => (Cause.isInterruptedOnly(cause) ? load : Effect.failCause(cause)),
             )
           const seen = state.generation
           const done = Deferred.unsafeMake<Option.Option<V>, unknown>(FiberId.none)
-          inFlight.set(key, done)
-          return load.pipe(
-            Effect.tap((row) => {
-              if (Option.isNone(row) || !state.enabled || seen !== state.generation) return
-              entries.set(key, { value: row.value, at: now })
-              if (entries.size > CAPACITY) entries.delete(entries.keys().next().value as string)
-            }),
-            Effect.onExit((exit) =>
+          const stored = Effect.tap(load, (row) => {
+            if (Option.isNone(row) || !state.enabled || seen !== state.generation) return
+            entries.set(key, { value: row.value, at: now })
+            if (entries.size > CAPACITY) entries.delete(entries.keys().next().value as string)
+          })
+          // registered and completed as one: an interruption in between would leave joiners waiting
+          return Effect.uninterruptibleMask((restore) => {
+            inFlight.set(key, { done, at: now })
+            return Effect.onExit(restore(stored), (exit) =>
               Effect.sync(() => {
-                if (inFlight.get(key) === done) inFlight.delete(key)
+                if (inFlight.get(key)?.done === done) inFlight.delete(key)
                 Deferred.unsafeDone(done, exit)
               }),
-            ),
-          )
+            )
+          })
         }),
       size: () => entries.size,
     }

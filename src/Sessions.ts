@@ -60,7 +60,16 @@ const notFound = (id: string) =>
 interface SharedRead<A, E> {
   exit: Exit.Exit<A, E> | undefined
   readonly callbacks: Array<(exit: Exit.Exit<A, E>) => void>
+  /** When it started (Effect clock, ms). */
+  readonly at: number
 }
+
+/**
+ * How long a round's first read stands for later waiters: only a change whose notification never
+ * arrives (NOTIFY given up, a connection that has not noticed it is broken) would leave them waiting
+ * on an older row, and then for no longer than a cached key or agent is served (CACHE_TTL_MS).
+ */
+const FIRST_READ_REUSE_MS = 1_000
 
 const always = () => true
 const never = () => false
@@ -232,11 +241,12 @@ const make = Effect.gen(function* () {
     forget: (exit: Exit.Exit<Session, ReadError>) => boolean,
     read: Effect.Effect<Session, ReadError>,
     then: Answer,
+    now = 0,
   ) => {
     const known = reads.get(key)
     if (known?.exit !== undefined) return then(known.exit)
     if (known !== undefined) return void known.callbacks.push(then)
-    const pending: SharedRead<Session, ReadError> = { exit: undefined, callbacks: [then] }
+    const pending: SharedRead<Session, ReadError> = { exit: undefined, callbacks: [then], at: now }
     reads.set(key, pending)
     runFork(read).addObserver((exit) => {
       pending.exit = exit
@@ -255,18 +265,20 @@ const make = Effect.gen(function* () {
    * Per round, per organization: the first read of waiters registered in that round. A read started in
    * the round a waiter registered in is as good as one of its own: whatever changes after that read's
    * snapshot ends the round (its wake-up), and so wakes the waiter. So it is joined while in flight,
-   * and once it has succeeded it stands for every later waiter of the round (a herd of waiters on one
-   * session reads it once) — while this instance hears every change (its LISTEN is active); a failure
-   * is not kept (its next waiter reads again).
+   * and once it has succeeded it stands for the round's later waiters for FIRST_READ_REUSE_MS (a herd
+   * of waiters on one session reads it once) — while this instance hears every change (its LISTEN is
+   * active); a failure is not kept (its next waiter reads again).
    */
   const firstReads = new WeakMap<Round, Reads>()
   const firstRead = (round: Round, orgId: OrgId, id: SessionId) =>
-    Effect.flatMap(hub.listening, (hearsAll) =>
+    Effect.flatMap(Effect.zip(hub.listening, Clock.currentTimeMillis), ([hearsAll, now]) =>
       Effect.async<Session, ReadError>((resume) => {
         const reads: Reads = firstReads.get(round) ?? new Map()
         firstReads.set(round, reads)
-        if (!hearsAll && reads.get(orgId)?.exit !== undefined) reads.delete(orgId)
-        shared(reads, orgId, hearsAll ? Exit.isFailure : always, get(orgId, id), resume)
+        const known = reads.get(orgId)
+        if (known?.exit !== undefined && (!hearsAll || now - known.at >= FIRST_READ_REUSE_MS))
+          reads.delete(orgId)
+        shared(reads, orgId, hearsAll ? Exit.isFailure : always, get(orgId, id), resume, now)
       }),
     )
   /** Reads of waiters whose deadline passed, joined while in flight (many may share one deadline). */

@@ -41,8 +41,20 @@ const app = Effect.gen(function* () {
   return HttpServerResponse.text("a body")
 })
 
+/** Like a proxy-headers middleware: the request the app and the response see is a modified copy. */
+const modifying = (self: typeof app) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    new URL(request.url, "http://localhost").pathname === "/forwarded"
+      ? Effect.provideService(
+          self,
+          HttpServerRequest.HttpServerRequest,
+          request.modify({ url: "/address", remoteAddress: "203.0.113.7" }),
+        )
+      : self,
+  )
+
 const runtime = ManagedRuntime.make(
-  HttpServer.serve(app).pipe(
+  HttpServer.serve(app, modifying).pipe(
     Layer.provideMerge(BunServer.layer({ port: 0, hostname: "127.0.0.1", idleTimeout: 30 })),
   ),
 )
@@ -65,6 +77,12 @@ test("a request gets its response; HEAD gets the headers only", async () => {
 test("the client's address is Bun's, looked up when asked for", async () => {
   const res = await fetch(`${base}/address`)
   expect(await res.text()).toBe("127.0.0.1")
+})
+
+test("a request a middleware replaced with a modified copy still gets its answer", async () => {
+  const res = await fetch(`${base}/forwarded`)
+  expect(res.status).toBe(200)
+  expect(await res.text()).toBe("203.0.113.7")
 })
 
 test("a client that goes away interrupts its request's fiber", async () => {

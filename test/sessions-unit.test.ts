@@ -560,6 +560,28 @@ describe("long-poll", () => {
     expect(result.afterWaiters).toBe(2)
   })
 
+  test("a round's first read stands for its later waiters for a second, then they read again", async () => {
+    const { reads, run } = setup()
+    const result = await run(
+      Effect.gen(function* () {
+        const { orgId, sessions, a } = yield* twoSessions
+        const start = reads.count
+        const wait = Effect.fork(sessions.read(orgId, a.session_id, true, 60))
+        const first = yield* Effect.forEach([1, 2], () => wait)
+        yield* waitingOn(a.session_id, 2)
+        const shared = reads.count - start
+        yield* TestClock.adjust("1 second")
+        const later = yield* wait
+        yield* waitingOn(a.session_id, 3)
+        const afterASecond = reads.count - start
+        yield* Effect.forEach([...first, later], Fiber.interrupt)
+        return { shared, afterASecond }
+      }),
+    )
+    expect(result.shared).toBe(1)
+    expect(result.afterASecond).toBe(2)
+  })
+
   test("while the hub may miss other instances' changes, every waiter reads for itself", async () => {
     const { reads, run } = setup({ deaf: true })
     const result = await run(

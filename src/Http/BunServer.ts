@@ -11,7 +11,8 @@ export interface BunServerOptions {
   readonly maxRequestBodySize?: number
 }
 
-const replyKey = Symbol.for("Parley/PendingReply")
+/** By Bun's request: every `HttpServerRequest` made from it (`modify` keeps its `source`) finds it. */
+const replies = new WeakMap<Request, PendingReply>()
 
 /**
  * The reply Bun waits for: one object per request, which is also the request's abort listener.
@@ -52,11 +53,11 @@ export class PendingReply {
   }
 }
 
-/** The pending reply of a request as the server made it (none for requests made otherwise). */
+/** The pending reply of a request this server received (none for requests made otherwise). */
 export const pendingReply = (request: HttpServerRequest.HttpServerRequest): PendingReply | undefined =>
-  (request as { [replyKey]?: PendingReply })[replyKey]
+  request.source instanceof Request ? replies.get(request.source) : undefined
 
-/** The client's address: the request's own, else Bun's for the request as the server made it. */
+/** The client's address: the request's own, else Bun's for the request the server received. */
 export const clientAddress = (request: HttpServerRequest.HttpServerRequest): Option.Option<string> =>
   Option.orElse(request.remoteAddress, () => Option.fromNullable(pendingReply(request)?.address()))
 
@@ -89,7 +90,11 @@ const make = (options: BunServerOptions) =>
                 // a parked request answers later, on its own
                 if (reply.parked !== undefined) return
                 reply.send(
-                  HttpServerResponse.toWeb(response, { withoutBody: request.method === "HEAD", runtime }),
+                  // a streamed body outlives the request's scope, as platform-bun's does
+                  HttpServerResponse.toWeb(HttpApp.unsafeEjectStreamScope(response), {
+                    withoutBody: request.method === "HEAD",
+                    runtime,
+                  }),
                 )
               }),
             middleware,
@@ -97,9 +102,13 @@ const make = (options: BunServerOptions) =>
           const handler = (request: Request, bun: Bun.Server<undefined>) =>
             new Promise<Response>((resolve) => {
               const reply = new PendingReply(request, bun, resolve, runFork)
-              const serverRequest = Object.assign(HttpServerRequest.fromWeb(request), { [replyKey]: reply })
+              replies.set(request, reply)
               const fiber = runFork(
-                Effect.provideService(app, HttpServerRequest.HttpServerRequest, serverRequest),
+                Effect.provideService(
+                  app,
+                  HttpServerRequest.HttpServerRequest,
+                  HttpServerRequest.fromWeb(request),
+                ),
               )
               if (!reply.answered && reply.parked === undefined) reply.fiber = fiber
               request.signal.addEventListener("abort", reply, { once: true })

@@ -85,6 +85,11 @@ class RequestParking implements Parking, Held {
       this.logs = !LogLevel.lessThan(LogLevel.Info, level)
       this.phase = PARKED
       this.cancel = cancel
+      // answered already (shutdown's cut-off): nothing to wait for
+      if (this.pending.answered) {
+        this.clientGone()
+        return Effect.die(new Parked())
+      }
       // the fiber's own response, made when it ends, goes nowhere; a client abort comes here
       this.pending.parked = this
       this.lifecycle.hold(this)
