@@ -58,21 +58,24 @@ const make = (ttlMs: number) => {
   // result is not kept. Starts off: the LISTEN connection (or the single-instance hub) turns it on.
   const state = { generation: 0, enabled: false }
 
+  // Loads in flight, per key: a burst of requests with one key (a cold cache, an entry past its TTL)
+  // makes one query, not one each. Dropped at every invalidation, so that no request that starts
+  // after one joins a load that may have read the old row.
+  const keyLoads = new Map<string, Loading<OrgId>>()
+  const agentLoads = new Map<string, Loading<Agent>>()
+  const dropLoads = () => {
+    keyLoads.clear()
+    agentLoads.clear()
+  }
+
   const flush = () => {
     state.generation += 1
     keys.clear()
     agents.clear()
-    for (const inFlight of loading) inFlight.clear()
+    dropLoads()
   }
 
-  // Loads in flight, per cache and key: a burst of requests with one key (a cold cache, an entry past
-  // its TTL) makes one query, not one each. Dropped at every invalidation, so that no request that
-  // starts after one joins a load that may have read the old row.
-  const loading = new Set<Map<string, Loading<unknown>>>()
-
-  const cached = <V>(entries: Map<string, Entry<V>>): Cached<V> => {
-    const inFlight = new Map<string, Loading<V>>()
-    loading.add(inFlight as Map<string, Loading<unknown>>)
+  const cached = <V>(entries: Map<string, Entry<V>>, inFlight: Map<string, Loading<V>>): Cached<V> => {
     return {
       through: <E, R>(key: string, load: Effect.Effect<Option.Option<V>, E, R>) =>
         Effect.clockWith((clock): Effect.Effect<Option.Option<V>, E, R> => {
@@ -118,13 +121,13 @@ const make = (ttlMs: number) => {
   }
 
   return {
-    apiKeys: cached(keys),
+    apiKeys: cached(keys, keyLoads),
     /** Keyed by `agentTopic(orgId, id)`. */
-    agents: cached(agents),
+    agents: cached(agents, agentLoads),
     /** A notification's payload (or a local write's topic): drops what it names. */
     invalidate: (topic: string) => {
       state.generation += 1
-      for (const inFlight of loading) inFlight.clear()
+      dropLoads()
       if (topic === KEYS_TOPIC) keys.clear()
       else agents.delete(topic)
     },

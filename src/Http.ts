@@ -208,14 +208,6 @@ const requestLine = (method: string, url: string, requestId: string, started: nu
     }),
   )
 
-/** A parked request's line, written when it is answered (its fields built only if the level allows). */
-const parkedLine = (method: string, url: string, requestId: string, started: number, status: number) =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
-    LogLevel.lessThan(LogLevel.Info, level)
-      ? Effect.void
-      : requestLine(method, url, requestId, started, status),
-  )
-
 /**
  * Request id for logs, errors and the `X-Request-Id` header; one log line per request (a parked
  * request's is written by its parking, when it is answered).
@@ -268,7 +260,7 @@ export const requestLifecycle = (app: HttpApp.Default): HttpApp.Default<never, L
       // Only a long-poll may park (its URL says so; the route checks the rest).
       const parking =
         request.method === "GET" && request.url.includes("wait_for_completion")
-          ? parkingFor(request, requestId, started, lifecycle, cutOffResponse, parkedLine)
+          ? parkingFor(request, requestId, started, lifecycle, cutOffResponse, requestLine)
           : Option.none()
       return lifecycle.inFlight(
         respond(app, request, requestId, started, parking),

@@ -64,13 +64,6 @@ interface SharedRead<A, E> {
   readonly at: number
 }
 
-/**
- * How long a round's first read stands for later waiters: only a change whose notification never
- * arrives (NOTIFY given up, a connection that has not noticed it is broken) would leave them waiting
- * on an older row, and then for no longer than a cached key or agent is served (CACHE_TTL_MS).
- */
-const FIRST_READ_REUSE_MS = 1_000
-
 const always = () => true
 const never = () => false
 
@@ -265,9 +258,11 @@ const make = Effect.gen(function* () {
    * Per round, per organization: the first read of waiters registered in that round. A read started in
    * the round a waiter registered in is as good as one of its own: whatever changes after that read's
    * snapshot ends the round (its wake-up), and so wakes the waiter. So it is joined while in flight,
-   * and once it has succeeded it stands for the round's later waiters for FIRST_READ_REUSE_MS (a herd
-   * of waiters on one session reads it once) — while this instance hears every change (its LISTEN is
-   * active); a failure is not kept (its next waiter reads again).
+   * and once it has succeeded it stands for the round's later waiters (a herd of waiters on one
+   * session reads it once) while this instance hears every change (its LISTEN is active), for as long
+   * as a cached key or agent is served (CACHE_TTL_MS): only a change whose notification never arrives
+   * (NOTIFY given up, a connection that has not noticed it is broken) would leave a later waiter on an
+   * older row, and for no longer than that. A failure is not kept (its next waiter reads again).
    */
   const firstReads = new WeakMap<Round, Reads>()
   const firstRead = (round: Round, orgId: OrgId, id: SessionId) =>
@@ -276,7 +271,7 @@ const make = Effect.gen(function* () {
         const reads: Reads = firstReads.get(round) ?? new Map()
         firstReads.set(round, reads)
         const known = reads.get(orgId)
-        if (known?.exit !== undefined && (!hearsAll || now - known.at >= FIRST_READ_REUSE_MS))
+        if (known?.exit !== undefined && (!hearsAll || now - known.at >= config.cacheTtlMs))
           reads.delete(orgId)
         shared(reads, orgId, hearsAll ? Exit.isFailure : always, get(orgId, id), resume, now)
       }),

@@ -43,7 +43,7 @@ export class Parked {
   readonly _tag = "Parked"
 }
 
-/** The log line of a request answered after its fiber ended (written if the level allows). */
+/** The log line of a request answered after its fiber ended. */
 export type RequestLine = (
   method: string,
   url: string,
@@ -171,7 +171,9 @@ class RequestParking implements Parking, Held {
     if (this.end()) this.pending.send(response)
   }
 
+  /** Its log line, if the level (as it was when the request parked) writes it. */
   private answered(status: number): Effect.Effect<void> {
+    if (!this.logs) return Effect.void
     return this.line(
       this.pending.source.method,
       this.pending.source.url,
